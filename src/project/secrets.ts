@@ -1,0 +1,23 @@
+/**
+ * Values that must never be printed: every secret resolved from profiles.yml is registered
+ * here, and every line the CLI writes (logs, errors, artifacts) passes through `redact`.
+ * Process-wide on purpose: a secret may surface from any layer's error message.
+ */
+const secrets = new Set<string>();
+
+export const MASK = '****';
+
+export function registerSecret(value: string): void {
+  // Very short values would mask ordinary words; they are still never printed by us directly.
+  if (value.length >= 4) secrets.add(value);
+}
+
+export function redact(text: string): string {
+  let out = text;
+  for (const secret of secrets) out = out.split(secret).join(MASK);
+  return out;
+}
+
+export function redactDeep<T>(value: T): T {
+  return JSON.parse(redact(JSON.stringify(value))) as T;
+}

@@ -1,0 +1,173 @@
+import type { Relation } from '../compile/node.js';
+
+/**
+ * Everything that differs between engines in the SQL we generate. Pure: no I/O, no SDKs, so
+ * `cdp compile` works offline for every target. One subclass per engine; code elsewhere never
+ * branches on the engine name (docs/architecture.md).
+ */
+
+export type DialectName = 'duckdb' | 'bigquery' | 'snowflake';
+
+export interface DialectCapabilities {
+  /** DDL inside BEGIN ... COMMIT is atomic (DuckDB yes; BigQuery and Snowflake auto-commit DDL). */
+  transactionalDdl: boolean;
+  /** Several writers may run at once from one process. */
+  concurrentWriters: boolean;
+}
+
+export type ColumnType = 'string' | 'integer' | 'bigint' | 'float' | 'boolean' | 'timestamp' | 'date' | 'json';
+
+/** Declared escaping, in Malloy's style: a dialect states its rules instead of hand-writing escapes. */
+export interface EscapingRules {
+  identifierQuote: '"' | '`';
+  /** `double`: a quote inside is doubled. `backslash`: escaped with a backslash. */
+  identifierEscape: 'double' | 'backslash';
+  stringEscape: 'double' | 'backslash';
+  /** Identifiers that the engine folds to upper case when unquoted (Snowflake). */
+  foldsUnquotedToUpper: boolean;
+}
+
+export interface MergeSpec {
+  target: Relation;
+  /** A relation holding the new rows, already checked for null and duplicate keys. */
+  source: Relation;
+  uniqueKey: string[];
+  columns: string[];
+}
+
+export abstract class Dialect {
+  abstract readonly name: DialectName;
+  abstract readonly capabilities: DialectCapabilities;
+  abstract readonly escaping: EscapingRules;
+  abstract readonly types: Record<ColumnType, string>;
+
+  quoteIdentifier(identifier: string): string {
+    const q = this.escaping.identifierQuote;
+    const body = this.escaping.identifierEscape === 'double'
+      ? identifier.replaceAll(q, q + q)
+      : identifier.replaceAll('\\', '\\\\').replaceAll(q, '\\' + q);
+    return q + body + q;
+  }
+
+  stringLiteral(value: string): string {
+    if (this.escaping.stringEscape === 'double') return `'${value.replaceAll("'", "''")}'`;
+    const body = value
+      .replaceAll('\\', '\\\\')
+      .replaceAll("'", "\\'")
+      .replaceAll('\n', '\\n')
+      .replaceAll('\r', '\\r');
+    return `'${body}'`;
+  }
+
+  /** A JS scalar as an SQL literal. Numbers must be finite; anything else is a bug in the caller. */
+  literal(value: string | number | boolean | null): string {
+    if (value === null) return 'NULL';
+    if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) throw new Error(`cannot render ${value} as an SQL literal`);
+      return String(value);
+    }
+    return this.stringLiteral(value);
+  }
+
+  quoteRelation(relation: Relation): string {
+    const parts = relation.database ? [relation.database, relation.schema, relation.name] : [relation.schema, relation.name];
+    return parts.map((p) => this.quoteIdentifier(p)).join('.');
+  }
+
+  /** The name under which a table is built before it is swapped in. */
+  stagingRelation(relation: Relation, suffix: string): Relation {
+    return { ...relation, name: `${relation.name}__cdp_${suffix}` };
+  }
+
+  createSchema(database: string | undefined, schema: string): string {
+    const name = database ? `${this.quoteIdentifier(database)}.${this.quoteIdentifier(schema)}` : this.quoteIdentifier(schema);
+    return `CREATE SCHEMA IF NOT EXISTS ${name}`;
+  }
+
+  createViewAs(relation: Relation, sql: string): string {
+    return `CREATE OR REPLACE VIEW ${this.quoteRelation(relation)} AS (\n${sql}\n)`;
+  }
+
+  createTableAs(relation: Relation, sql: string): string {
+    return `CREATE OR REPLACE TABLE ${this.quoteRelation(relation)} AS (\n${sql}\n)`;
+  }
+
+  dropRelation(relation: Relation, kind: 'table' | 'view'): string {
+    return `DROP ${kind.toUpperCase()} IF EXISTS ${this.quoteRelation(relation)}`;
+  }
+
+  /**
+   * Statements that replace `target` by the fully built `staging` table. The old relation (a
+   * table or a view, or nothing) is given so engines can drop the right kind.
+   */
+  abstract swapTable(target: Relation, staging: Relation, existing: 'table' | 'view' | undefined): string[];
+
+  /** Null-safe key match: NULL never equals anything here because null keys are rejected first. */
+  protected keyMatch(keys: string[], left: string, right: string): string {
+    return keys.map((k) => `${left}.${this.quoteIdentifier(k)} = ${right}.${this.quoteIdentifier(k)}`).join(' AND ');
+  }
+
+  merge(spec: MergeSpec): string {
+    const nonKey = spec.columns.filter((c) => !spec.uniqueKey.includes(c));
+    const cols = spec.columns.map((c) => this.quoteIdentifier(c));
+    const update = nonKey.length > 0
+      ? `WHEN MATCHED THEN UPDATE SET ${nonKey.map((c) => `${this.quoteIdentifier(c)} = src.${this.quoteIdentifier(c)}`).join(', ')}\n`
+      : '';
+    return [
+      `MERGE INTO ${this.quoteRelation(spec.target)} AS tgt`,
+      `USING ${this.quoteRelation(spec.source)} AS src`,
+      `ON ${this.keyMatch(spec.uniqueKey, 'tgt', 'src')}`,
+      `${update}WHEN NOT MATCHED THEN INSERT (${cols.join(', ')}) VALUES (${spec.columns.map((c) => `src.${this.quoteIdentifier(c)}`).join(', ')})`,
+    ].join('\n');
+  }
+
+  deleteInsert(spec: MergeSpec): string[] {
+    const target = this.quoteRelation(spec.target);
+    const source = this.quoteRelation(spec.source);
+    const cols = spec.columns.map((c) => this.quoteIdentifier(c)).join(', ');
+    return [
+      `DELETE FROM ${target} AS tgt WHERE EXISTS (SELECT 1 FROM ${source} AS src WHERE ${this.keyMatch(spec.uniqueKey, 'tgt', 'src')})`,
+      `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${source}`,
+    ];
+  }
+
+  insertInto(target: Relation, columns: string[], sql: string): string {
+    return `INSERT INTO ${this.quoteRelation(target)} (${columns.map((c) => this.quoteIdentifier(c)).join(', ')})\n${sql}`;
+  }
+
+  /** Rows of the new data whose unique key is null, or appears more than once. */
+  keyViolations(source: Relation, uniqueKey: string[]): string {
+    const keys = uniqueKey.map((k) => this.quoteIdentifier(k));
+    const anyNull = keys.map((k) => `${k} IS NULL`).join(' OR ');
+    return [
+      `SELECT`,
+      `  (SELECT COUNT(*) FROM ${this.quoteRelation(source)} WHERE ${anyNull}) AS null_keys,`,
+      `  (SELECT COUNT(*) FROM (SELECT ${keys.join(', ')} FROM ${this.quoteRelation(source)} GROUP BY ${keys.join(', ')} HAVING COUNT(*) > 1) AS d) AS duplicate_keys`,
+    ].join('\n');
+  }
+
+  /** Columns of a relation, in order, with their engine type names. Returns (name, type, kind). */
+  abstract describeRelation(relation: Relation): string;
+
+  /** Lowest-common-denominator hex digest of a string expression. */
+  abstract sha256Hex(expression: string): string;
+
+  abstract currentTimestamp(): string;
+
+  /** `expression` shifted by `amount` units; amount may be negative. */
+  abstract dateAdd(expression: string, amount: number, unit: 'day' | 'hour' | 'minute'): string;
+
+  abstract dateDiff(unit: 'day' | 'hour' | 'minute', start: string, end: string): string;
+
+  abstract arrayAgg(expression: string, orderBy?: string): string;
+
+  /** An SQL statement that is cheap and proves the connection works. */
+  pingQuery(): string {
+    return 'SELECT 1 AS ok';
+  }
+
+  limit(sql: string, n: number): string {
+    return `SELECT * FROM (\n${sql}\n) AS limited LIMIT ${Math.trunc(n)}`;
+  }
+}

@@ -1,0 +1,64 @@
+import type { Relation } from '../compile/node.js';
+import { Dialect, type ColumnType, type DialectCapabilities, type EscapingRules } from './dialect.js';
+
+export class DuckDbDialect extends Dialect {
+  readonly name = 'duckdb' as const;
+  readonly capabilities: DialectCapabilities = { transactionalDdl: true, concurrentWriters: true };
+  readonly escaping: EscapingRules = {
+    identifierQuote: '"',
+    identifierEscape: 'double',
+    stringEscape: 'double',
+    foldsUnquotedToUpper: false,
+  };
+  readonly types: Record<ColumnType, string> = {
+    string: 'VARCHAR',
+    integer: 'INTEGER',
+    bigint: 'BIGINT',
+    float: 'DOUBLE',
+    boolean: 'BOOLEAN',
+    timestamp: 'TIMESTAMP',
+    date: 'DATE',
+    json: 'JSON',
+  };
+
+  /** DuckDB DDL is transactional: drop and rename commit together, so readers never see a gap. */
+  swapTable(target: Relation, staging: Relation, existing: 'table' | 'view' | undefined): string[] {
+    const statements = ['BEGIN TRANSACTION'];
+    if (existing) statements.push(this.dropRelation(target, existing));
+    statements.push(`ALTER TABLE ${this.quoteRelation(staging)} RENAME TO ${this.quoteIdentifier(target.name)}`);
+    statements.push('COMMIT');
+    return statements;
+  }
+
+  describeRelation(relation: Relation): string {
+    const catalog = relation.database ? `t.table_catalog = ${this.stringLiteral(relation.database)} AND ` : '';
+    return [
+      'SELECT c.column_name AS column_name, c.data_type AS data_type, t.table_type AS table_type',
+      'FROM information_schema.tables AS t',
+      'LEFT JOIN information_schema.columns AS c',
+      '  ON c.table_catalog = t.table_catalog AND c.table_schema = t.table_schema AND c.table_name = t.table_name',
+      `WHERE ${catalog}t.table_schema = ${this.stringLiteral(relation.schema)} AND t.table_name = ${this.stringLiteral(relation.name)}`,
+      'ORDER BY c.ordinal_position',
+    ].join('\n');
+  }
+
+  sha256Hex(expression: string): string {
+    return `sha256(${expression})`;
+  }
+
+  currentTimestamp(): string {
+    return 'CAST(current_timestamp AS TIMESTAMP)';
+  }
+
+  dateAdd(expression: string, amount: number, unit: 'day' | 'hour' | 'minute'): string {
+    return `(${expression} + INTERVAL (${Math.trunc(amount)}) ${unit.toUpperCase()})`;
+  }
+
+  dateDiff(unit: 'day' | 'hour' | 'minute', start: string, end: string): string {
+    return `date_diff('${unit}', ${start}, ${end})`;
+  }
+
+  arrayAgg(expression: string, orderBy?: string): string {
+    return orderBy ? `list(${expression} ORDER BY ${orderBy})` : `list(${expression})`;
+  }
+}

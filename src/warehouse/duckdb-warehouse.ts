@@ -1,0 +1,142 @@
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { Relation } from '../compile/node.js';
+import { BusyError, WarehouseError, errorMessage } from '../errors.js';
+import type { DuckDbTarget } from '../project/target.js';
+import { DuckDbDialect } from './duckdb-dialect.js';
+import { describeWith, type ExecuteResult, type Row, type SeedFileFormat, type Session, type Warehouse } from './warehouse.js';
+
+const READERS: Record<SeedFileFormat, string> = {
+  csv: 'read_csv',
+  parquet: 'read_parquet',
+  json: 'read_json_auto',
+};
+
+/**
+ * One DuckDB instance per process, one connection per runner thread. DuckDB allows a single
+ * writing process per file; inside the process, connections share the instance. The OS file
+ * lock lives as long as any connection does, so `close()` disconnects every connection before
+ * closing the instance.
+ */
+export class DuckDbWarehouse implements Warehouse {
+  readonly dialect = new DuckDbDialect();
+  private readonly connections = new Set<DuckDBConnection>();
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    readonly target: DuckDbTarget,
+  ) {}
+
+  static async open(target: DuckDbTarget): Promise<DuckDbWarehouse> {
+    if (target.path !== ':memory:') mkdirSync(path.dirname(target.path), { recursive: true });
+    try {
+      const options: Record<string, string> = { ...target.settings };
+      const instance = await DuckDBInstance.create(target.path, options);
+      return new DuckDbWarehouse(instance, target);
+    } catch (error) {
+      throw translateOpenError(error, target.path);
+    }
+  }
+
+  async session(): Promise<Session> {
+    const connection = await this.instance.connect();
+    this.connections.add(connection);
+    return new DuckDbSession(connection, this.dialect, () => this.connections.delete(connection));
+  }
+
+  async loadFile(relation: Relation, file: string, format: SeedFileFormat): Promise<ExecuteResult> {
+    const session = await this.session();
+    try {
+      const sql = `SELECT * FROM ${READERS[format]}(${this.dialect.stringLiteral(file)})`;
+      await session.execute(this.dialect.createSchema(relation.database, relation.schema));
+      return await session.execute(this.dialect.createTableAs(relation, sql));
+    } finally {
+      await session.close();
+    }
+  }
+
+  async version(): Promise<string> {
+    const session = await this.session();
+    try {
+      const rows = await session.query('SELECT version() AS v');
+      return `DuckDB ${String(rows[0]?.['v'])}`;
+    } finally {
+      await session.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const connection of this.connections) connection.disconnectSync();
+    this.connections.clear();
+    this.instance.closeSync();
+  }
+}
+
+class DuckDbSession implements Session {
+  constructor(
+    private readonly connection: DuckDBConnection,
+    private readonly dialect: DuckDbDialect,
+    private readonly onClose: () => void,
+  ) {}
+
+  async execute(sql: string): Promise<ExecuteResult> {
+    try {
+      const result = await this.connection.run(sql);
+      return { rowsAffected: result.rowsChanged };
+    } catch (error) {
+      throw new WarehouseError('sql-error', `DuckDB: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+
+  async query(sql: string): Promise<Row[]> {
+    try {
+      const reader = await this.connection.runAndReadAll(sql);
+      return reader.getRowObjectsJS() as Row[];
+    } catch (error) {
+      throw new WarehouseError('sql-error', `DuckDB: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+
+  async *stream(sql: string, batchSize: number): AsyncIterable<Row[]> {
+    let result;
+    try {
+      result = await this.connection.stream(sql);
+    } catch (error) {
+      throw new WarehouseError('sql-error', `DuckDB: ${errorMessage(error)}`, { cause: error });
+    }
+    let batch: Row[] = [];
+    for await (const rows of result.yieldRowObjectJs()) {
+      for (const row of rows) {
+        batch.push(row as Row);
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  describe(relation: Relation) {
+    return describeWith(this, this.dialect, relation);
+  }
+
+  async close(): Promise<void> {
+    this.connection.disconnectSync();
+    this.onClose();
+  }
+}
+
+/** DuckDB says "Could not set lock on file ... Conflicting lock is held in <program> (PID n)". */
+function translateOpenError(error: unknown, file: string): Error {
+  const message = errorMessage(error);
+  if (/Could not set lock on file|Conflicting lock/i.test(message)) {
+    const pid = /PID (\d+)/.exec(message)?.[1];
+    return new BusyError('duckdb-locked', `The DuckDB file ${file} is locked by another process${pid ? ` (PID ${pid})` : ''}.`, {
+      hint: 'DuckDB allows one writing process per file. Wait for the other cdp run to finish or stop it, close any DuckDB shell or notebook that has the file open, or point this target at another path.',
+      cause: error,
+    });
+  }
+  return new WarehouseError('duckdb-open-failed', `Could not open the DuckDB database ${file}: ${message}`, { cause: error });
+}
