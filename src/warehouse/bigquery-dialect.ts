@@ -38,6 +38,17 @@ export class BigQueryDialect extends Dialect {
   }
 
   /**
+   * Each statement runs as its own query job, and BigQuery has no transaction spanning jobs
+   * (outside sessions), so the base class's separate BEGIN/COMMIT statements would fail. Several
+   * DML statements become one script instead (a failing statement rolls the transaction back);
+   * a single DML statement is atomic already and, run alone, still reports its row count.
+   */
+  override atomically(statements: string[], kind: 'ddl' | 'dml'): string[] {
+    if (kind === 'ddl' || statements.length <= 1) return statements;
+    return [`${['BEGIN TRANSACTION', ...statements, 'COMMIT TRANSACTION'].join(';\n')};`];
+  }
+
+  /**
    * `CREATE OR REPLACE TABLE ... AS SELECT` replaces the target atomically: readers see the old
    * or the new table, never neither. It cannot replace a view, so a view is dropped first (the
    * staging table is already built by then, so a failed build never reaches this point).

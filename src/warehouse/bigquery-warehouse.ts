@@ -224,7 +224,7 @@ function secretsOf(target: BigQueryTarget): string[] {
 }
 
 function redact(message: string, secrets: string[]): string {
-  return secrets.filter((s) => s.length >= 4).reduce((text, secret) => text.replaceAll(secret, '***'), message);
+  return secrets.filter((s) => s.length > 0).reduce((text, secret) => text.replaceAll(secret, '***'), message);
 }
 
 function sdkVersion(name: string): string {

@@ -98,6 +98,15 @@ export abstract class Dialect {
   }
 
   /**
+   * Wraps statements so they apply all or nothing. DML is transactional on every engine we
+   * support; DDL only where `transactionalDdl` says so (elsewhere each DDL statement commits).
+   */
+  atomically(statements: string[], kind: 'ddl' | 'dml'): string[] {
+    if (kind === 'ddl' && !this.capabilities.transactionalDdl) return statements;
+    return ['BEGIN TRANSACTION', ...statements, 'COMMIT'];
+  }
+
+  /**
    * Statements that replace `target` by the fully built `staging` table. The old relation (a
    * table or a view, or nothing) is given so engines can drop the right kind.
    */

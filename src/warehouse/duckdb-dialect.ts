@@ -21,12 +21,11 @@ export class DuckDbDialect extends Dialect {
     json: 'JSON',
   };
 
-  /** DuckDB DDL is transactional: drop and rename commit together, so readers never see a gap. */
+  /** Run through `atomically(..., 'ddl')`: DuckDB commits the drop and the rename together. */
   swapTable(target: Relation, staging: Relation, existing: 'table' | 'view' | undefined): string[] {
-    const statements = ['BEGIN TRANSACTION'];
+    const statements: string[] = [];
     if (existing) statements.push(this.dropRelation(target, existing));
     statements.push(`ALTER TABLE ${this.quoteRelation(staging)} RENAME TO ${this.quoteIdentifier(target.name)}`);
-    statements.push('COMMIT');
     return statements;
   }
 

@@ -1,0 +1,37 @@
+import type { Target, TargetType } from '../project/target.js';
+import type { Dialect } from './dialect.js';
+import { DuckDbDialect } from './duckdb-dialect.js';
+import { BigQueryDialect } from './bigquery-dialect.js';
+import { SnowflakeDialect } from './snowflake-dialect.js';
+import type { Warehouse } from './warehouse.js';
+
+/**
+ * The one place that maps a target type to its engine. Dialects are pure and loaded eagerly;
+ * warehouse clients are imported on demand so `cdp compile` never loads a cloud SDK.
+ */
+const DIALECTS: Record<TargetType, () => Dialect> = {
+  duckdb: () => new DuckDbDialect(),
+  bigquery: () => new BigQueryDialect(),
+  snowflake: () => new SnowflakeDialect(),
+};
+
+export function dialectFor(type: TargetType): Dialect {
+  return DIALECTS[type]();
+}
+
+export async function openWarehouse(target: Target): Promise<Warehouse> {
+  switch (target.type) {
+    case 'duckdb': {
+      const { DuckDbWarehouse } = await import('./duckdb-warehouse.js');
+      return DuckDbWarehouse.open(target);
+    }
+    case 'bigquery': {
+      const { BigQueryWarehouse } = await import('./bigquery-warehouse.js');
+      return BigQueryWarehouse.open(target);
+    }
+    case 'snowflake': {
+      const { SnowflakeWarehouse } = await import('./snowflake-warehouse.js');
+      return SnowflakeWarehouse.open(target);
+    }
+  }
+}
