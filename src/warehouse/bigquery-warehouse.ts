@@ -121,13 +121,10 @@ class BigQuerySession implements Session {
 
   /** Pages are requested one at a time as the consumer pulls, and re-cut to exactly `batchSize`. */
   async *stream(sql: string, batchSize: number): AsyncIterable<Row[]> {
-    let buffer: Row[] = [];
+    const buffer: Row[] = [];
     for await (const page of this.pages(sql, batchSize)) {
       buffer.push(...page.rows);
-      while (buffer.length >= batchSize) {
-        yield buffer.slice(0, batchSize);
-        buffer = buffer.slice(batchSize);
-      }
+      while (buffer.length >= batchSize) yield buffer.splice(0, batchSize);
     }
     if (buffer.length > 0) yield buffer;
   }
@@ -144,32 +141,38 @@ class BigQuerySession implements Session {
 
   async close(): Promise<void> {}
 
-  private async *pages(sql: string, maxResults: number | undefined) {
-    let job: BigQueryJob;
-    try {
-      const options: { query: string; location?: string; jobTimeoutMs?: number } = { query: sql };
-      if (this.target.location) options.location = this.target.location;
-      if (this.target.timeoutSeconds > 0) options.jobTimeoutMs = this.target.timeoutSeconds * 1000;
-      [job] = await this.client.createQueryJob(options);
-    } catch (error) {
-      throw toWarehouseError(error, this.target);
-    }
+  /** One query job read page by page; a page is requested only when the caller pulls for it. */
+  private async *pages(sql: string, maxResults: number | undefined): AsyncGenerator<{ rows: Row[]; response?: BigQueryResultsResponse }> {
+    const job = await this.startJob(sql);
     let pageToken: string | undefined;
     for (;;) {
       const options: BigQueryPageOptions = { autoPaginate: false };
       if (maxResults !== undefined) options.maxResults = maxResults;
       if (pageToken) options.pageToken = pageToken;
-      let rows: Row[], next, response;
+      let page: Awaited<ReturnType<BigQueryJob['getQueryResults']>>;
       try {
-        [rows, next, response] = await job.getQueryResults(options);
+        page = await job.getQueryResults(options);
       } catch (error) {
         throw toWarehouseError(error, this.target);
       }
+      const [rows, next, response] = page;
       // The server answers "not done yet" after its own wait; ask again (jobTimeoutMs bounds this).
       if (response?.jobComplete === false) continue;
       yield { rows, response };
       pageToken = next?.pageToken ?? undefined;
       if (!pageToken) return;
+    }
+  }
+
+  private async startJob(sql: string): Promise<BigQueryJob> {
+    const options: { query: string; location?: string; jobTimeoutMs?: number } = { query: sql };
+    if (this.target.location) options.location = this.target.location;
+    if (this.target.timeoutSeconds > 0) options.jobTimeoutMs = this.target.timeoutSeconds * 1000;
+    try {
+      const [job] = await this.client.createQueryJob(options);
+      return job;
+    } catch (error) {
+      throw toWarehouseError(error, this.target);
     }
   }
 }
