@@ -246,6 +246,8 @@ async function loadSdk(): Promise<SnowflakeConnectionFactory> {
   const sdk = await import('snowflake-sdk');
   // A CommonJS package: depending on the loader its API is the namespace or its default export.
   const api = sdk.default ?? sdk;
+  // The driver logs to stdout by default, which would corrupt `--log-format json` output.
+  api.configure({ logLevel: 'OFF' });
   return (options) => api.createConnection(options);
 }
 

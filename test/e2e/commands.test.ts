@@ -1,0 +1,126 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TempProject, spawnCdp } from '../helpers/project.js';
+
+const projects: TempProject[] = [];
+function track<T extends TempProject>(p: T): T {
+  projects.push(p);
+  return p;
+}
+afterEach(() => {
+  for (const p of projects.splice(0)) p.cleanup();
+});
+
+function listFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+describe('cdp on the repo-root project', () => {
+  it('builds seeds, models and tests on DuckDB with no credentials', async () => {
+    const project = track(TempProject.fromRepoRoot());
+    const run = await project.cdp(['build']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/OK\s+table model customer_activity/);
+    expect(run.stdout).toMatch(/Done\. PASS=\d+ WARN=0 ERROR=0 SKIP=0 TOTAL=\d+/);
+    const rows = await project.query('select count(*) as n from main.customer_activity', 'target/cdp_demo.duckdb');
+    expect(Number(rows[0]!['n'])).toBe(8);
+  });
+
+  it('compiles offline for BigQuery and Snowflake, with engine quoting and no secret in any artifact', async () => {
+    const project = track(TempProject.fromRepoRoot());
+    const env = { CDP_SNOWFLAKE_PASSWORD: 'super-Secret-pw-123', CDP_BIGQUERY_PROJECT: 'acme-prod' };
+    const bq = await project.cdp(['compile', '--target', 'bigquery'], env);
+    expect(bq.code).toBe(0);
+    const bqSql = project.read('target/compiled/cdp_demo/models/marts/customer_activity.sql');
+    expect(bqSql).toContain('`acme-prod`.`cdp_demo`.`stg_bookings`');
+
+    const sf = await project.cdp(['compile', '--target', 'snowflake'], env);
+    expect(sf.code).toBe(0);
+    const sfSql = project.read('target/compiled/cdp_demo/models/staging/stg_bookings.sql');
+    expect(sfSql).toContain('"ANALYTICS"."raw"."bookings"');
+    const manifest = project.json<{ metadata: { target: { type: string } } }>('target/manifest.json');
+    expect(manifest.metadata.target.type).toBe('snowflake');
+    for (const file of listFiles(project.path('target'))) {
+      expect(readFileSync(file, 'utf8'), file).not.toContain('super-Secret-pw-123');
+    }
+    expect(sf.stdout + sf.stderr).not.toContain('super-Secret-pw-123');
+  });
+});
+
+describe('cdp init', () => {
+  it('scaffolds a project that builds at once', async () => {
+    const parent = track(new TempProject());
+    const dir = parent.path('my_shop');
+    const init = await parent.cdp(['init', dir]);
+    expect(init.code).toBe(0);
+    expect(existsSync(path.join(dir, 'cdp_project.yml'))).toBe(true);
+    const build = spawnCdp(['build'], dir);
+    expect(build.stderr).toBe('');
+    expect(build.code).toBe(0);
+    expect(build.stdout).toMatch(/ERROR=0 SKIP=0/);
+  });
+
+  it('refuses to write into a non-empty directory', async () => {
+    const parent = track(new TempProject({ 'existing/file.txt': 'x' }));
+    const run = await parent.cdp(['init', parent.path('existing')]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/not empty/);
+  });
+});
+
+describe('cdp debug', () => {
+  it('shows the resolved target with secrets masked and checks the connection', async () => {
+    const project = track(TempProject.fromRepoRoot());
+    const ok = await project.cdp(['debug']);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/connection: ok \(DuckDB v\d/);
+    expect(ok.stdout).toContain('type: duckdb');
+
+    const sf = await project.cdp(['debug', '--target', 'snowflake', '--json', '--no-connection'], { CDP_SNOWFLAKE_PASSWORD: 'p4ssw0rd-xyz' });
+    const report = JSON.parse(sf.stdout) as { target: Record<string, unknown>; connection: string };
+    expect(report.target['password']).toBe('****');
+    expect(report.target['database']).toBe('ANALYTICS');
+    expect(sf.stdout).not.toContain('p4ssw0rd-xyz');
+    expect(report.connection).toBe('not checked');
+  });
+
+  it('reports a connection failure with exit 1 and no secret', async () => {
+    const project = track(TempProject.fromRepoRoot());
+    const run = await project.cdp(['debug', '--target', 'snowflake', '--timeout', '1'], { CDP_SNOWFLAKE_PASSWORD: 'p4ssw0rd-xyz' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/connection: FAILED/);
+    expect(run.stdout).not.toContain('p4ssw0rd-xyz');
+  });
+});
+
+describe('cdp ls', () => {
+  it('lists selected nodes by name, path or JSON', async () => {
+    const project = track(TempProject.fromRepoRoot());
+    const names = await project.cdp(['ls', '--select', 'tag:marts', '--resource-type', 'model', '--output', 'name']);
+    expect(names.code).toBe(0);
+    expect(names.stdout.split('\n').sort()).toEqual(['customer_activity', 'daily_revenue']);
+    const paths = await project.cdp(['ls', '--select', '+customer_activity', '--resource-type', 'model', '--output', 'path']);
+    expect(paths.stdout.split('\n')).toContain('models/intermediate/int_payments_net.sql');
+    const json = await project.cdp(['ls', '--select', 'stg_bookings', '--output', 'json']);
+    const first = JSON.parse(json.stdout.split('\n')[0]!) as { unique_id: string };
+    expect(first.unique_id).toBe('model.cdp_demo.stg_bookings');
+  });
+});
+
+describe('--help', () => {
+  it.each(['init', 'debug', 'seed', 'compile', 'run', 'test', 'build', 'ls'])('cdp %s --help documents the flags', async (command) => {
+    const project = track(new TempProject());
+    const run = await project.cdp([command, '--help']);
+    expect(run.code).toBe(0);
+    if (command !== 'init') expect(run.stdout).toContain('--project-dir');
+    if (['seed', 'compile', 'run', 'test', 'build', 'ls'].includes(command)) {
+      for (const flag of ['--select', '--exclude', '--threads', '--full-refresh', '--fail-fast', '--state', '--target', '--vars', '--log-format', '--profiles-dir']) {
+        expect(run.stdout).toContain(flag);
+      }
+    }
+  });
+});
