@@ -187,10 +187,11 @@ export function appendBenchmarkRow(file: string, suite: string, row: string): vo
     // The section ends at the next heading of the same or a higher level.
     let end = lines.findIndex((line, i) => i > heading && /^#{1,2} /.test(line));
     if (end < 0) end = lines.length;
+    while (end > heading + 1 && lines[end - 1]!.trim() === '') end--;
     let lastTableLine = -1;
     for (let i = heading + 1; i < end; i++) if (lines[i]!.startsWith('|')) lastTableLine = i;
     if (lastTableLine >= 0) lines.splice(lastTableLine + 1, 0, row);
-    else lines.splice(end, 0, '', ...TABLE_HEADER, row, ...(end < lines.length ? [''] : []));
+    else lines.splice(end, 0, '', ...TABLE_HEADER, row, ...(end < lines.length && lines[end]!.trim() !== '' ? [''] : []));
   }
   writeFileSync(file, `${lines.join('\n')}\n`);
 }

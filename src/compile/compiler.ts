@@ -194,7 +194,9 @@ class ProjectCompiler {
     for (const file of this.project.models) {
       try {
         const name = assertValidName(file.name, 'Model name', { file: file.path });
-        const scan = scanTemplate(parseTemplate(file.text, file.path), file.path);
+        const program = parseTemplate(file.text, file.path);
+        this.renderer.rememberParse(file.text, program);
+        const scan = scanTemplate(program, file.path);
         const decl = decls.get(name);
         const config = resolveModelConfig(
           [...folderConfigChain(this.project.config.models, file.folders), decl?.config ?? {}, scan.config],
@@ -320,7 +322,9 @@ class ProjectCompiler {
     for (const file of this.project.tests) {
       try {
         const name = assertValidName(file.name, 'Test name', { file: file.path });
-        const scan = scanTemplate(parseTemplate(file.text, file.path), file.path);
+        const program = parseTemplate(file.text, file.path);
+        this.renderer.rememberParse(file.text, program);
+        const scan = scanTemplate(program, file.path);
         const deps = new Set<string>();
         for (const ref of scan.refs) {
           const id = this.resolveReference({ kind: 'ref', name: ref.name }, ref.at);

@@ -44,6 +44,7 @@ function printable(value: unknown): string {
 export class TemplateRenderer {
   private readonly hb = Handlebars.create();
   private readonly cache = new Map<string, HandlebarsTemplateDelegate>();
+  private readonly parsed = new Map<string, hbs.AST.Program>();
 
   constructor() {
     this.hb.registerHelper('ref', (name: string, options: HelperOptions) => stateOf(options).resolveRef(name, at(options)));
@@ -82,6 +83,11 @@ export class TemplateRenderer {
     });
   }
 
+  /** Reuse the dependency scan's parse tree: parsing is a fifth of compile time at 1,000 models. */
+  rememberParse(text: string, program: hbs.AST.Program): void {
+    this.parsed.set(text, program);
+  }
+
   render(text: string, state: RenderState): string {
     const template = this.template(text, state.file);
     // `{{ this }}` prints the render context itself, so the context stringifies to the model's relation.
@@ -98,7 +104,7 @@ export class TemplateRenderer {
     let template = this.cache.get(text);
     if (!template) {
       try {
-        template = this.hb.compile(text, {
+        template = this.hb.compile(this.parsed.get(text) ?? text, {
           noEscape: true,
           strict: true,
           knownHelpers: Object.fromEntries(TEMPLATE_HELPERS.map((h) => [h, true])),
