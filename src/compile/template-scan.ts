@@ -38,8 +38,38 @@ export function parseTemplate(text: string, file: string): hbs.AST.Program {
   try {
     return Handlebars.parse(text);
   } catch (error) {
+    const unclosed = unclosedTag(text);
+    if (unclosed && /got '(EOF|INVALID)'/.test(String((error as Error).message))) {
+      throw unclosedError(unclosed, file);
+    }
     throw templateError(error, file);
   }
+}
+
+/**
+ * Handlebars reports an unclosed `{{` where it gave up, often the end of the file; the useful
+ * place is where the tag opened: the first `{{` with no `}}` before the next `{{`.
+ */
+function unclosedTag(text: string): { line: number; column: number } | undefined {
+  let from = 0;
+  for (;;) {
+    const open = text.indexOf('{{', from);
+    if (open < 0) return undefined;
+    const close = text.indexOf('}}', open + 2);
+    const next = text.indexOf('{{', open + 2);
+    if (close < 0 || (next >= 0 && next < close)) {
+      const before = text.slice(0, open).split('\n');
+      return { line: before.length, column: before[before.length - 1]!.length + 1 };
+    }
+    from = close + 2;
+  }
+}
+
+function unclosedError(at: { line: number; column: number }, file: string): CompileError {
+  return new CompileError('template-error', 'Template error: `{{` is never closed', {
+    at: { file, ...at },
+    hint: 'Close the tag with `}}`.',
+  });
 }
 
 /** Handlebars reports "Parse error on line N" or "... - line:col"; keep the location, drop the noise. */
@@ -51,7 +81,7 @@ export function templateError(error: unknown, file: string): CompileError {
   const column = trailing ? Number(trailing[2]) + 1 : undefined;
   const firstLine = message.split('\n')[0]!.replace(/ - \d+:\d+$/, '');
   const expecting = /Expecting (.*), got '(.*)'/.exec(message);
-  const detail = expecting ? `${firstLine}: unexpected ${expecting[2]}` : firstLine;
+  const detail = expecting ? `${firstLine.replace(/:$/, '')}: unexpected ${expecting[2]}` : firstLine;
   return new CompileError('template-error', `Template error: ${detail}`, {
     at: { file, line, column },
     hint: 'Check the {{ }} tags on that line: helpers are ref, source, var, env, this, is_incremental and config.',

@@ -24,6 +24,18 @@ export function findProfilesFile(projectDir: string, profilesDir?: string, env: 
   });
 }
 
+/** Checked in every target, selected or not: a committed plain-text secret is a leak either way. */
+function rejectPlainSecrets(targets: YamlValue): void {
+  for (const [, target] of targets.entries()) {
+    for (const key of SECRET_KEYS) {
+      const field = target.child(key);
+      if (field.exists && !field.string().includes('{{')) {
+        throw field.error('secret-literal', `\`${field.key}\` holds a secret written in plain text`, `Reference an environment variable instead: ${key}: '{{ env "CDP_${key.toUpperCase()}" }}'.`);
+      }
+    }
+  }
+}
+
 const KEYS_BY_TYPE: Record<TargetType, readonly string[]> = {
   duckdb: ['type', 'path', 'schema', 'threads', 'settings'],
   bigquery: ['type', 'project', 'dataset', 'schema', 'location', 'keyfile', 'keyfile_json', 'threads', 'timeout_seconds'],
@@ -48,6 +60,7 @@ export function loadProfile(file: string, targetName?: string, env: NodeJS.Proce
   const root = YamlValue.read(file).onlyKeys(['target', 'targets']);
   const targets = root.child('targets');
   if (!targets.exists) throw targets.error('missing-key', 'profiles.yml has no `targets`', 'Declare at least one target under `targets:`.');
+  rejectPlainSecrets(targets);
   const name = targetName ?? root.child('target').string(targets.keys()[0] ?? 'dev');
   const node = targets.child(name);
   if (!node.exists) {
@@ -69,12 +82,6 @@ export function loadProfile(file: string, targetName?: string, env: NodeJS.Proce
     const raw = field.string();
     const at = { file, line: field.line, key: field.key };
     const secret = SECRET_KEYS.has(key);
-    if (secret && !raw.includes('{{')) {
-      throw new ConfigError('secret-literal', `\`${field.key}\` holds a secret written in plain text`, {
-        at,
-        hint: `Reference an environment variable instead: ${key}: '{{ env "CDP_${key.toUpperCase()}" }}'.`,
-      });
-    }
     const rendered = renderEnvTemplate(raw, at, env);
     if (secret) registerSecret(rendered.value);
     display[key] = secret ? '****' : rendered.value;

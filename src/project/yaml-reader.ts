@@ -21,7 +21,7 @@ export class YamlValue {
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     const problem = doc.errors[0];
     if (problem) {
-      const pos = problem.linePos?.[0];
+      const pos = problem.linePos?.[0] ?? lines.linePos(problem.pos[0]);
       throw new ConfigError('yaml-syntax', `Malformed YAML: ${problem.message.split('\n')[0]}`, {
         at: { file, line: pos?.line, column: pos?.col },
         hint: 'Fix the YAML syntax (indentation, a missing colon, an unclosed quote).',
@@ -93,7 +93,7 @@ export class YamlValue {
     return this.value.map((_, i) => this.child(i));
   }
 
-  /** Rejects keys outside `allowed`, naming the closest allowed key. */
+  /** Rejects keys outside `allowed`, listing the allowed ones. */
   onlyKeys(allowed: readonly string[]): this {
     for (const key of this.keys()) {
       if (!allowed.includes(key)) {

@@ -99,6 +99,18 @@ export class BigQueryDialect extends Dialect {
   }
 
   /** BigQuery fails the whole query when an array would hold a NULL, so NULLs are skipped (as Snowflake does). */
+  regexpContains(expression: string, pattern: string): string {
+    return `REGEXP_CONTAINS(${expression}, ${this.stringLiteral(pattern)})`;
+  }
+
+  regexpReplaceAll(expression: string, pattern: string, replacement: string): string {
+    return `REGEXP_REPLACE(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)})`;
+  }
+
+  boolOr(expression: string): string {
+    return `LOGICAL_OR(${expression})`;
+  }
+
   arrayAgg(expression: string, orderBy?: string): string {
     return orderBy ? `ARRAY_AGG(${expression} IGNORE NULLS ORDER BY ${orderBy})` : `ARRAY_AGG(${expression} IGNORE NULLS)`;
   }

@@ -65,7 +65,8 @@ export abstract class Dialect {
     if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
     if (typeof value === 'number') {
       if (!Number.isFinite(value)) throw new Error(`cannot render ${value} as an SQL literal`);
-      return String(value);
+      // Parenthesised so `5-${literal(-1)}` can never become `5--1`, a comment.
+      return value < 0 ? `(${String(value)})` : String(value);
     }
     return this.stringLiteral(value);
   }
@@ -170,6 +171,15 @@ export abstract class Dialect {
   abstract dateDiff(unit: 'day' | 'hour' | 'minute', start: string, end: string): string;
 
   abstract arrayAgg(expression: string, orderBy?: string): string;
+
+  /** True when `expression` contains a match of the regular expression (not anchored). */
+  abstract regexpContains(expression: string, pattern: string): string;
+
+  /** Every match of `pattern` replaced. */
+  abstract regexpReplaceAll(expression: string, pattern: string, replacement: string): string;
+
+  /** A boolean aggregate: true when any input is true. */
+  abstract boolOr(expression: string): string;
 
   /** An SQL statement that is cheap and proves the connection works. */
   pingQuery(): string {

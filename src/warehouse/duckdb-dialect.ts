@@ -57,6 +57,18 @@ export class DuckDbDialect extends Dialect {
     return `date_diff('${unit}', ${start}, ${end})`;
   }
 
+  regexpContains(expression: string, pattern: string): string {
+    return `regexp_matches(${expression}, ${this.stringLiteral(pattern)})`;
+  }
+
+  regexpReplaceAll(expression: string, pattern: string, replacement: string): string {
+    return `regexp_replace(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)}, 'g')`;
+  }
+
+  boolOr(expression: string): string {
+    return `bool_or(${expression})`;
+  }
+
   arrayAgg(expression: string, orderBy?: string): string {
     return orderBy ? `list(${expression} ORDER BY ${orderBy})` : `list(${expression})`;
   }

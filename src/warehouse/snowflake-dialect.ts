@@ -99,6 +99,19 @@ export class SnowflakeDialect extends Dialect {
     return `DATEDIFF(${unit}, ${start}, ${end})`;
   }
 
+  /** REGEXP_LIKE is anchored on Snowflake; REGEXP_INSTR finds a match anywhere, like the other engines. */
+  regexpContains(expression: string, pattern: string): string {
+    return `(REGEXP_INSTR(${expression}, ${this.stringLiteral(pattern)}) > 0)`;
+  }
+
+  regexpReplaceAll(expression: string, pattern: string, replacement: string): string {
+    return `REGEXP_REPLACE(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)})`;
+  }
+
+  boolOr(expression: string): string {
+    return `BOOLOR_AGG(${expression})`;
+  }
+
   arrayAgg(expression: string, orderBy?: string): string {
     return orderBy ? `ARRAY_AGG(${expression}) WITHIN GROUP (ORDER BY ${orderBy})` : `ARRAY_AGG(${expression})`;
   }

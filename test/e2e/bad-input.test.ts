@@ -427,7 +427,7 @@ describe('a secret written in plain text in profiles.yml', () => {
     const run = await cdp(p, ['run']);
     expect(output(run)).not.toContain('hunter2');
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/profiles\.yml:10\b/);
+    expect(run.stderr).toMatch(/profiles\.yml:11\b/);
     expect(run.stderr).toContain('targets.sf.password');
     expectNothingWritten(p);
   });
