@@ -18,6 +18,12 @@ export function redact(text: string): string {
   return out;
 }
 
+/** Warehouse values may be BigInt (DuckDB BIGINT, COUNT(*)); JSON has no such type. */
+export function jsonReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  return value;
+}
+
 export function redactDeep<T>(value: T): T {
-  return JSON.parse(redact(JSON.stringify(value))) as T;
+  return JSON.parse(redact(JSON.stringify(value, jsonReplacer))) as T;
 }

@@ -16,6 +16,8 @@ export interface ExecuteOptions {
   onResult?(result: NodeResult, node: ManifestNode): void;
   /** Nodes that are never executed but pass dependencies through (ephemeral models). */
   transparent?(node: ManifestNode): boolean;
+  /** Scheduling-only dependencies that are not DAG edges (data tests gating downstream models). */
+  extraParents?: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
@@ -42,6 +44,7 @@ function scheduledParents(dag: Dag, selected: ReadonlySet<string>, transparent: 
 export async function executeGraph(dag: Dag, selected: ReadonlySet<string>, options: ExecuteOptions): Promise<NodeResult[]> {
   const order = dag.topologicalOrder().filter((id) => selected.has(id));
   const parents = scheduledParents(dag, selected, options.transparent ?? (() => false));
+  for (const [id, extra] of options.extraParents ?? []) parents.set(id, [...new Set([...parents.get(id)!, ...extra])]);
   const children = new Map<string, string[]>(order.map((id) => [id, []]));
   for (const [id, ps] of parents) for (const p of ps) children.get(p)!.push(id);
   const waitingOn = new Map<string, number>();

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { compileProject, type CompiledProject } from '../compile/compiler.js';
+import type { Dag } from '../compile/graph.js';
 import type { ManifestNode, ResourceType, SeedNode, SourceNode, TestNode } from '../compile/node.js';
 import { selectNodes } from '../compile/selector.js';
 import { CdpError, errorMessage, formatLocation } from '../errors.js';
@@ -73,6 +74,7 @@ export async function executeInvocation(
   const started = Date.now();
   const threads = flags.threads ?? prepared.project.profile.target.threads;
   const warehouse = await warehouseFactory(prepared.project);
+  await createSchemas(warehouse, dag, runnable);
   const sessions: Session[] = [];
   const sessionFor = async (worker: number) => (sessions[worker] ??= await warehouse.session());
   let done = 0;
@@ -83,6 +85,7 @@ export async function executeInvocation(
       threads,
       failFast: flags.failFast ?? false,
       transparent: (node) => node.resourceType === 'model' && node.config.materialized === 'ephemeral',
+      extraParents: testGates(dag, runnable),
       runNode: async (node, worker) => {
         const thread = `Thread-${worker + 1}`;
         logger.emit('NodeStarted', 'debug', `START ${describeNode(node)}`, { node_info: nodeInfo(node, 'started') }, thread);
@@ -124,6 +127,44 @@ export async function executeInvocation(
     for (const session of sessions) await session?.close().catch(() => undefined);
     await warehouse.close();
   }
+}
+
+/**
+ * Schemas are created once, up front and in sequence: concurrent `CREATE SCHEMA IF NOT EXISTS`
+ * from several DuckDB connections conflict in the catalog.
+ */
+async function createSchemas(warehouse: Warehouse, dag: Dag, runnable: ReadonlySet<string>): Promise<void> {
+  const schemas = new Map<string, { database?: string; schema: string }>();
+  for (const id of runnable) {
+    const node = dag.get(id);
+    if ('relation' in node) schemas.set(`${node.relation.database ?? ''}.${node.relation.schema}`, node.relation);
+  }
+  if (schemas.size === 0) return;
+  const session = await warehouse.session();
+  try {
+    for (const { database, schema } of schemas.values()) await session.execute(warehouse.dialect.createSchema(database, schema));
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * In `cdp build`, a data test gates the models built on what it tests, as in dbt: each selected
+ * child of a tested node also waits for the test, unless the child is one of the test's own
+ * inputs (a relationships test reads its parent), which would be a cycle.
+ */
+function testGates(dag: Dag, runnable: ReadonlySet<string>): Map<string, string[]> {
+  const gates = new Map<string, string[]>();
+  for (const id of runnable) {
+    const test = dag.get(id);
+    if (test.resourceType !== 'test' || !test.config.attachedTo) continue;
+    const inputs = dag.ancestors([id]);
+    for (const child of dag.children(test.config.attachedTo)) {
+      if (child === id || !runnable.has(child) || inputs.has(child) || dag.get(child).resourceType === 'test') continue;
+      gates.set(child, [...(gates.get(child) ?? []), id]);
+    }
+  }
+  return gates;
 }
 
 function isRunnable(node: ManifestNode, types: ReadonlySet<ResourceType>): boolean {

@@ -47,9 +47,8 @@ async function runAtomically(log: StatementLog, statements: string[]): Promise<n
 }
 
 export async function materialize(ctx: MaterializeContext): Promise<MaterializeResult> {
-  const { session, dialect, node } = ctx;
+  const { session, node } = ctx;
   const log = new StatementLog(session);
-  await log.run(dialect.createSchema(node.relation.database, node.relation.schema));
   const existing = await session.describe(node.relation);
   switch (node.config.materialized) {
     case 'view':
@@ -66,9 +65,10 @@ export async function materialize(ctx: MaterializeContext): Promise<MaterializeR
 
 async function buildView(ctx: MaterializeContext, log: StatementLog, existing: RelationInfo | undefined): Promise<MaterializeResult> {
   const { dialect, node } = ctx;
-  // CREATE OR REPLACE VIEW cannot replace a table; a view is cheap, so the short gap is acceptable.
-  if (existing?.kind === 'table') await log.run(dialect.dropRelation(node.relation, 'table'));
-  await log.run(dialect.createViewAs(node.relation, ctx.render(false)));
+  // CREATE OR REPLACE VIEW cannot replace a table: drop it in the same transaction where DDL is transactional.
+  const statements = existing?.kind === 'table' ? [dialect.dropRelation(node.relation, 'table')] : [];
+  statements.push(dialect.createViewAs(node.relation, ctx.render(false)));
+  await runAtomically(log, dialect.atomically(statements, 'ddl'));
   return { executed: log.executed };
 }
 
@@ -78,9 +78,11 @@ async function buildTable(ctx: MaterializeContext, log: StatementLog, existing: 
   const staging = dialect.stagingRelation(node.relation, 'tmp');
   await log.run(dialect.dropRelation(staging, 'table'));
   try {
-    const built = await log.run(dialect.createTableAs(staging, sql));
+    await log.run(dialect.createTableAs(staging, sql));
+    // CTAS reports no row count on DuckDB; counting a fresh table is a metadata read on every engine.
+    const [row] = await ctx.session.query(`SELECT COUNT(*) AS n FROM ${dialect.quoteRelation(staging)}`);
     await runAtomically(log, dialect.atomically(dialect.swapTable(node.relation, staging, existing?.kind), 'ddl'));
-    return { rowsAffected: built.rowsAffected, executed: log.executed };
+    return { rowsAffected: Number(row?.['n'] ?? 0), executed: log.executed };
   } catch (error) {
     await dropQuietly(ctx.session, dialect, staging);
     throw error;

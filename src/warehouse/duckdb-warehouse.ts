@@ -49,8 +49,9 @@ export class DuckDbWarehouse implements Warehouse {
     const session = await this.session();
     try {
       const sql = `SELECT * FROM ${READERS[format]}(${this.dialect.stringLiteral(file)})`;
-      await session.execute(this.dialect.createSchema(relation.database, relation.schema));
-      return await session.execute(this.dialect.createTableAs(relation, sql));
+      await session.execute(this.dialect.createTableAs(relation, sql));
+      const [row] = await session.query(`SELECT COUNT(*) AS n FROM ${this.dialect.quoteRelation(relation)}`);
+      return { rowsAffected: Number(row?.['n'] ?? 0) };
     } finally {
       await session.close();
     }
@@ -92,7 +93,7 @@ class DuckDbSession implements Session {
   async query(sql: string): Promise<Row[]> {
     try {
       const reader = await this.connection.runAndReadAll(sql);
-      return reader.getRowObjectsJS() as Row[];
+      return (reader.getRowObjectsJS() as Row[]).map(plainRow);
     } catch (error) {
       throw new WarehouseError('sql-error', `DuckDB: ${errorMessage(error)}`, { cause: error });
     }
@@ -108,7 +109,7 @@ class DuckDbSession implements Session {
     let batch: Row[] = [];
     for await (const rows of result.yieldRowObjectJs()) {
       for (const row of rows) {
-        batch.push(row as Row);
+        batch.push(plainRow(row as Row));
         if (batch.length >= batchSize) {
           yield batch;
           batch = [];
@@ -126,6 +127,14 @@ class DuckDbSession implements Session {
     this.connection.disconnectSync();
     this.onClose();
   }
+}
+
+/** BIGINT arrives as bigint; callers (JSON artifacts, destinations) want numbers when they are exact. */
+function plainRow(row: Row): Row {
+  for (const [key, value] of Object.entries(row)) {
+    if (typeof value === 'bigint') row[key] = Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  }
+  return row;
 }
 
 /** DuckDB says "Could not set lock on file ... Conflicting lock is held in <program> (PID n)". */

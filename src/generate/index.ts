@@ -1,0 +1,133 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { MAX_PERSONS, PersonFactory, type Person } from './people.js';
+import { seedFromString } from './prng.js';
+import { DEFAULT_JUNK_RATE, header, SCHEMAS, SOURCE_NAMES, SourceEmitter, type SourceName, type Sinks } from './sources.js';
+import { csvToParquet, CsvFileWriter } from './writer.js';
+
+/**
+ * Seeded, deterministic ground-truth data for the identity layer: the sources of a fitness
+ * studio that also sells online, plus `truth` (every identifier's true person). Same options ⇒
+ * byte-identical files. See docs/generator.md.
+ */
+
+export { RATES, CHAIN_HOPS, MAX_PERSONS, PersonFactory, personId, type Person, type Chain, type Household } from './people.js';
+export { SCHEMAS, SOURCE_NAMES, IDENTIFIER_COLUMNS, VARIANT_RATES, DEFAULT_JUNK_RATE, CLASS_IDS, EVENT_NAMES, CONSENT_SCOPES, header, type SourceName } from './sources.js';
+export { IDENTIFIER_TYPES, JUNK_VALUES, isJunk, normalizeEmail, normalizePhone, normalizeId, normalizeIdentifier, type IdentifierType } from './normalize.js';
+export { seedFromString } from './prng.js';
+
+export type OutputFormat = 'csv' | 'parquet';
+
+export interface GenerateOptions {
+  persons: number;
+  /** An integer, or any text (hashed). */
+  seed: number | string;
+  /** Output directory; created if missing. Existing files of the same names are overwritten. */
+  out: string;
+  format?: OutputFormat;
+  /** End of the time window, `YYYY-MM-DD` or an ISO timestamp (UTC). Default 2026-11-15. */
+  asOf?: string;
+  /** Window length in days. Default 365. */
+  days?: number;
+  /** Share of rows with one identifier overwritten by a junk value. Default 0.001. */
+  junkRate?: number;
+  /** Called every `progressEvery` persons (default 100,000) with the number done. */
+  onProgress?: (personsDone: number) => void;
+  progressEvery?: number;
+}
+
+export interface GeneratedFile {
+  path: string;
+  rows: number;
+}
+
+export interface GenerateResult {
+  outDir: string;
+  format: OutputFormat;
+  persons: number;
+  seed: number;
+  asOf: string;
+  days: number;
+  files: Record<SourceName, GeneratedFile>;
+  /** Rows over all source files, truth excluded. */
+  sourceRows: number;
+}
+
+export const DEFAULT_AS_OF = '2026-11-15';
+export const DEFAULT_DAYS = 365;
+
+export interface ResolvedConfig {
+  persons: number;
+  seed: number;
+  asOfMs: number;
+  windowMs: number;
+  junkRate: number;
+}
+
+export function resolveConfig(options: Pick<GenerateOptions, 'persons' | 'seed' | 'asOf' | 'days' | 'junkRate'>): ResolvedConfig {
+  const { persons } = options;
+  if (!Number.isInteger(persons) || persons < 1 || persons > MAX_PERSONS) {
+    throw new RangeError(`persons must be an integer between 1 and ${MAX_PERSONS}, got ${persons}`);
+  }
+  const seed = typeof options.seed === 'number' ? seedFromString(String(Math.trunc(options.seed))) : seedFromString(options.seed);
+  const asOfText = options.asOf ?? DEFAULT_AS_OF;
+  const asOfMs = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(asOfText) ? `${asOfText}T00:00:00Z` : asOfText);
+  if (!Number.isFinite(asOfMs)) throw new RangeError(`as-of must be a date like 2026-11-15, got ${asOfText}`);
+  const days = options.days ?? DEFAULT_DAYS;
+  if (!(days >= 1)) throw new RangeError(`days must be at least 1, got ${days}`);
+  const junkRate = options.junkRate ?? DEFAULT_JUNK_RATE;
+  if (!(junkRate >= 0 && junkRate <= 1)) throw new RangeError(`junk rate must be between 0 and 1, got ${junkRate}`);
+  return { persons, seed, asOfMs, windowMs: Math.round(days * 86_400_000), junkRate };
+}
+
+/** The people of a run, in order, one at a time (for tests and analyses; nothing is kept). */
+export function* people(options: Pick<GenerateOptions, 'persons' | 'seed' | 'asOf' | 'days'>): Generator<Person> {
+  const config = resolveConfig(options);
+  const factory = new PersonFactory(config);
+  for (let i = 0; i < config.persons; i++) yield factory.make(i);
+}
+
+export async function generate(options: GenerateOptions): Promise<GenerateResult> {
+  const config = resolveConfig(options);
+  const format = options.format ?? 'csv';
+  if (format !== 'csv' && format !== 'parquet') throw new RangeError(`format must be csv or parquet, got ${String(format)}`);
+  const outDir = path.resolve(options.out);
+  mkdirSync(outDir, { recursive: true });
+  const csvDir = format === 'csv' ? outDir : path.join(outDir, '.csv-tmp');
+  mkdirSync(csvDir, { recursive: true });
+
+  const writers = Object.fromEntries(
+    SOURCE_NAMES.map((name) => [name, new CsvFileWriter(path.join(csvDir, `${name}.csv`), header(name))]),
+  ) as Record<SourceName, CsvFileWriter>;
+  try {
+    const factory = new PersonFactory(config);
+    const emitter = new SourceEmitter(config, writers as Sinks);
+    const every = options.progressEvery ?? 100_000;
+    for (let i = 0; i < config.persons; i++) {
+      emitter.emit(factory.make(i));
+      if (options.onProgress && (i + 1) % every === 0) options.onProgress(i + 1);
+    }
+  } finally {
+    for (const writer of Object.values(writers)) writer.close();
+  }
+
+  const files = {} as Record<SourceName, GeneratedFile>;
+  for (const name of SOURCE_NAMES) {
+    files[name] = { path: path.join(outDir, `${name}.${format}`), rows: writers[name].rows };
+  }
+  if (format === 'parquet') {
+    await csvToParquet(SOURCE_NAMES.map((name) => ({ csv: writers[name].path, parquet: files[name].path, columns: SCHEMAS[name] })));
+    rmSync(csvDir, { recursive: true, force: true });
+  }
+
+  return {
+    outDir,
+    format,
+    persons: config.persons,
+    seed: config.seed,
+    asOf: new Date(config.asOfMs).toISOString(),
+    days: config.windowMs / 86_400_000,
+    files,
+    sourceRows: SOURCE_NAMES.filter((n) => n !== 'truth').reduce((sum, n) => sum + files[n].rows, 0),
+  };
+}

@@ -1,0 +1,90 @@
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { DuckDBInstance } from '@duckdb/node-api';
+import type { RowSink } from './sources.js';
+
+/**
+ * Streaming CSV writer: rows are appended to a buffer that is flushed with `writeSync` every
+ * ~1 MiB, so memory stays constant whatever the row count. RFC 4180 quoting; `\n` line ends.
+ */
+export class CsvFileWriter implements RowSink {
+  private readonly fd: number;
+  private readonly buffer: Buffer;
+  private used = 0;
+  rows = 0;
+
+  constructor(readonly path: string, header: readonly string[], bufferSize = 1 << 20) {
+    this.fd = openSync(path, 'w');
+    this.buffer = Buffer.allocUnsafe(bufferSize);
+    this.append(header.map(csvField).join(',') + '\n');
+  }
+
+  write(values: readonly string[]): void {
+    let line = csvField(values[0]!);
+    for (let i = 1; i < values.length; i++) line += ',' + csvField(values[i]!);
+    this.append(line + '\n');
+    this.rows++;
+  }
+
+  private append(text: string): void {
+    // UTF-8 needs at most 3 bytes per UTF-16 code unit.
+    if (this.used + text.length * 3 > this.buffer.length) {
+      this.flush();
+      if (text.length * 3 > this.buffer.length) {
+        writeSync(this.fd, text);
+        return;
+      }
+    }
+    this.used += this.buffer.write(text, this.used, 'utf8');
+  }
+
+  private flush(): void {
+    if (this.used > 0) writeSync(this.fd, this.buffer, 0, this.used);
+    this.used = 0;
+  }
+
+  close(): void {
+    this.flush();
+    closeSync(this.fd);
+  }
+}
+
+const NEEDS_QUOTES = /[",\r\n]/;
+
+export function csvField(value: string): string {
+  return NEEDS_QUOTES.test(value) ? '"' + value.replaceAll('"', '""') + '"' : value;
+}
+
+function sqlString(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+/**
+ * Converts generated CSV files to Parquet with DuckDB, streaming (DuckDB spills; Node holds no
+ * rows). Columns are read with the declared types, never sniffed, so a junk value cannot change
+ * a column's type. Empty CSV fields become NULL. Each CSV is deleted once converted.
+ */
+export async function csvToParquet(
+  jobs: { csv: string; parquet: string; columns: readonly (readonly [string, string])[] }[],
+  options: { memoryLimit?: string; threads?: number; keepCsv?: boolean } = {},
+): Promise<void> {
+  const instance = await DuckDBInstance.create(':memory:', {
+    memory_limit: options.memoryLimit ?? '1GB',
+    threads: String(options.threads ?? 2),
+    preserve_insertion_order: 'true',
+  });
+  const connection = await instance.connect();
+  try {
+    for (const job of jobs) {
+      const columns = `{${job.columns.map(([name, type]) => `${sqlString(name)}: ${sqlString(type)}`).join(', ')}}`;
+      await connection.run(
+        `COPY (SELECT * FROM read_csv(${sqlString(job.csv)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', ` +
+          `timestampformat = '%Y-%m-%d %H:%M:%S', columns = ${columns})) ` +
+          `TO ${sqlString(job.parquet)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      if (!options.keepCsv) rmSync(job.csv);
+    }
+  } finally {
+    connection.disconnectSync();
+    instance.closeSync();
+  }
+}
