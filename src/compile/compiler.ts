@@ -3,10 +3,12 @@ import { readFileSync, statSync } from 'node:fs';
 import { CompileError, ProblemsError, type CdpError, type SourceLocation } from '../errors.js';
 import { assertValidName } from '../project/names.js';
 import { folderConfigChain, type PartialModelConfig } from '../project/project-file.js';
-import type { Project, SqlFile } from '../project/project.js';
+import type { Project } from '../project/project.js';
 import type { ColumnDecl, NodeReference, ResourceDecl } from '../project/schema-file.js';
 import { targetDatabase } from '../project/target.js';
 import type { Dialect } from '../warehouse/dialect.js';
+import { identityModels } from '../identity/generator.js';
+import { identityFileOf, loadIdentityRules, type IdentityRules } from '../identity/rules.js';
 import { genericTestSql } from './generic-tests.js';
 import { Dag } from './graph.js';
 import type { ManifestNode, ModelConfig, ModelNode, Relation, SeedNode, SourceNode, TestNode } from './node.js';
@@ -20,6 +22,8 @@ import { parseTemplate, scanTemplate, type RefCall, type SourceCall } from './te
  */
 export interface CompiledProject {
   projectName: string;
+  /** identity.yml, when the project has one; the identity_graph materialization needs it. */
+  identity?: IdentityRules;
   dag: Dag;
   /** Rendered SQL per node id (models and tests); `is_incremental` renders false here. */
   sql: Map<string, string>;
@@ -38,7 +42,6 @@ function sha256(text: string): string {
 }
 
 interface PendingModel {
-  file: SqlFile;
   refs: RefCall[];
   sources: SourceCall[];
 }
@@ -54,6 +57,7 @@ class ProjectCompiler {
   private readonly problems: CdpError[] = [];
   private readonly renderer = new TemplateRenderer();
   private readonly sql = new Map<string, string>();
+  private identity?: IdentityRules;
 
   constructor(
     private readonly project: Project,
@@ -70,6 +74,7 @@ class ProjectCompiler {
     this.addSeeds(seedDecls);
     this.addSources();
     this.addModels(modelDecls);
+    this.addIdentityModels();
     this.failOnProblems();
     this.resolveDependencies();
     this.addGenericTests(modelDecls, seedDecls);
@@ -80,6 +85,7 @@ class ProjectCompiler {
     this.failOnProblems();
     return {
       projectName: this.name,
+      identity: this.identity,
       dag,
       sql: this.sql,
       renderModel: (node, isIncremental) => this.renderModelSql(node, isIncremental),
@@ -219,7 +225,7 @@ class ProjectCompiler {
         };
         if (this.claimName(name, node.uniqueId, file.path)) {
           this.nodes.set(node.uniqueId, node);
-          this.pending.set(node.uniqueId, { file, refs: scan.refs, sources: scan.sources });
+          this.pending.set(node.uniqueId, { refs: scan.refs, sources: scan.sources });
         }
       } catch (error) {
         this.problems.push(error as CdpError);
@@ -231,6 +237,50 @@ class ProjectCompiler {
           at: decl.at,
           hint: `Create ${name}.sql under ${this.project.config.modelPaths.join(', ')}, or fix the name. ${didYouMean(name, this.refTargets.keys())}`.trim(),
         }));
+      }
+    }
+  }
+
+  /** identity.yml generates ordinary models (src/identity/generator.ts), compiled like user models. */
+  private addIdentityModels(): void {
+    const file = identityFileOf(this.project.config.root);
+    if (!file) return;
+    try {
+      this.identity = loadIdentityRules(file);
+    } catch (error) {
+      this.problems.push(error as CdpError);
+      return;
+    }
+    const path = relativePath(this.project, file);
+    const schema = this.project.profile.target.schema;
+    for (const model of identityModels(this.dialect, this.identity, (name) => this.relation(schema, name))) {
+      const config: ModelConfig = { materialized: model.materialized, uniqueKey: [], incrementalStrategy: 'merge', tags: ['identity'] };
+      const node: ModelNode = {
+        resourceType: 'model',
+        uniqueId: `model.${this.name}.${model.name}`,
+        name: model.name,
+        path,
+        fqn: [this.name, 'identity', model.name],
+        tags: config.tags,
+        description: model.description,
+        dependsOn: [],
+        checksum: sha256(model.template + JSON.stringify(config)),
+        relation: this.relation(schema, model.name),
+        config,
+        rawSql: model.template,
+        columns: [],
+      };
+      try {
+        const program = parseTemplate(model.template, path);
+        this.renderer.rememberParse(model.template, program);
+        const scan = scanTemplate(program, path);
+        const at = { file: path };
+        if (this.claimName(model.name, node.uniqueId, path)) {
+          this.nodes.set(node.uniqueId, node);
+          this.pending.set(node.uniqueId, { refs: [...scan.refs, ...model.extraRefs.map((name) => ({ name, at }))], sources: scan.sources });
+        }
+      } catch (error) {
+        this.problems.push(error as CdpError);
       }
     }
   }

@@ -3,8 +3,10 @@
 export type ResourceType = 'seed' | 'source' | 'model' | 'test';
 export const RESOURCE_TYPES: readonly ResourceType[] = ['seed', 'source', 'model', 'test'];
 
-export type Materialization = 'view' | 'table' | 'incremental' | 'ephemeral';
-export const MATERIALIZATIONS: readonly Materialization[] = ['view', 'table', 'incremental', 'ephemeral'];
+export type UserMaterialization = 'view' | 'table' | 'incremental' | 'ephemeral';
+/** The ones a user may configure; generators (identity) use internal ones on their own nodes. */
+export const MATERIALIZATIONS: readonly UserMaterialization[] = ['view', 'table', 'incremental', 'ephemeral'];
+export type Materialization = UserMaterialization | 'identity_graph';
 
 export type IncrementalStrategy = 'merge' | 'delete+insert';
 export const INCREMENTAL_STRATEGIES: readonly IncrementalStrategy[] = ['merge', 'delete+insert'];

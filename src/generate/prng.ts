@@ -1,7 +1,7 @@
 /**
- * Small seeded PRNGs for the ground-truth generator. Never `Math.random`: the same seed must give
- * byte-identical files on every machine and Node version, so everything here is 32-bit integer
- * arithmetic (`Math.imul`, `>>>`), which JavaScript defines exactly.
+ * Small seeded PRNGs for the ground-truth generator, never the global random source: the same
+ * seed must give byte-identical files on every machine and Node version, so everything here is
+ * 32-bit integer arithmetic (`Math.imul`, `>>>`), which JavaScript defines exactly.
  */
 
 /** One round of the splitmix32 finaliser: a bijection on 32-bit integers with good avalanche. */

@@ -32,7 +32,7 @@ export class ArtifactWriter {
     private readonly project: CompiledProject,
     private readonly dialect: Dialect,
     private readonly target: Target,
-    private readonly invocationId: string,
+    readonly invocationId: string,
   ) {}
 
   metadata(schema: string): ArtifactMetadata {

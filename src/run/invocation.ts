@@ -182,10 +182,13 @@ async function runOne(node: ManifestNode, session: Session, prepared: PreparedIn
     case 'source':
       return loadSeed(node, warehouse, dialect);
     case 'model': {
+      const identityEdges = compiled.identity ? compiled.dag.nodes.get(`model.${compiled.projectName}.identity_edges`) : undefined;
       const result = await materialize({
         session,
         dialect,
         node,
+        runId: prepared.artifacts.invocationId,
+        identity: compiled.identity && identityEdges && 'relation' in identityEdges ? { rules: compiled.identity, edges: identityEdges.relation } : undefined,
         fullRefresh: flags.fullRefresh ?? false,
         render: (isIncremental) => compiled.renderModel(node, isIncremental),
       });

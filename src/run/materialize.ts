@@ -1,5 +1,7 @@
 import { WarehouseError } from '../errors.js';
 import type { ModelNode, Relation } from '../compile/node.js';
+import { buildIdentityGraph } from '../identity/build-graph.js';
+import type { IdentityRules } from '../identity/rules.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { RelationInfo, Session } from '../warehouse/warehouse.js';
 
@@ -14,6 +16,9 @@ export interface MaterializeContext {
   dialect: Dialect;
   node: ModelNode;
   fullRefresh: boolean;
+  /** The invocation id: recorded by generators that keep state (the identity merge log). */
+  runId: string;
+  identity?: { rules: IdentityRules; edges: Relation };
   /** Renders the model; `isIncremental` is decided here, once the target's state is known. */
   render(isIncremental: boolean): string;
 }
@@ -60,6 +65,11 @@ export async function materialize(ctx: MaterializeContext): Promise<MaterializeR
       return buildIncremental(ctx, log, existing);
     case 'ephemeral':
       return { executed: [] };
+    case 'identity_graph': {
+      if (!ctx.identity) throw new Error(`${node.name}: identity_graph needs the project's identity rules`);
+      const built = await buildIdentityGraph(session, ctx.dialect, node, ctx.identity.edges, ctx.identity.rules, ctx.runId);
+      return { rowsAffected: built.rowsAffected, executed: built.executed };
+    }
   }
 }
 

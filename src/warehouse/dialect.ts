@@ -86,6 +86,11 @@ export abstract class Dialect {
     return `CREATE SCHEMA IF NOT EXISTS ${name}`;
   }
 
+  createTableIfNotExists(relation: Relation, columns: readonly (readonly [string, ColumnType])[]): string {
+    const list = columns.map(([name, type]) => `${this.quoteIdentifier(name)} ${this.types[type]}`).join(', ');
+    return `CREATE TABLE IF NOT EXISTS ${this.quoteRelation(relation)} (${list})`;
+  }
+
   createViewAs(relation: Relation, sql: string): string {
     return `CREATE OR REPLACE VIEW ${this.quoteRelation(relation)} AS (\n${sql}\n)`;
   }
