@@ -33,7 +33,7 @@ export function buildGenerateProgram(): Command {
     .option('--days <n>', 'length of the time window in days', positiveInt, DEFAULT_DAYS)
     .option('--junk-rate <p>', 'share of rows with a junk identifier', rate, DEFAULT_JUNK_RATE)
     .option('--quiet', 'print nothing but errors')
-    .showHelpAfterError();
+    .showHelpAfterError('(run with --help for usage)');
 }
 
 export async function runGenerate(argv: string[]): Promise<void> {
