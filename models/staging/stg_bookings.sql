@@ -1,8 +1,8 @@
 select
   booking_id,
-  customer_id,
+  cast(customer_id as varchar) as customer_id,
   nullif(lower(trim(email)), '') as email,
-  nullif(trim(phone), '') as phone,
+  nullif(trim(cast(phone as varchar)), '') as phone,
   class_id,
   status,
   cast(booked_at as timestamp) as booked_at

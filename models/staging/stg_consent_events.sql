@@ -1,5 +1,6 @@
 select
-  lower(trim(email)) as email,
+  nullif(lower(trim(email)), '') as email,
+  nullif(trim(cast(phone as varchar)), '') as phone,
   scope,
   status,
   source,

@@ -6,6 +6,7 @@ import { CDP_VERSION } from '../version.js';
 import { registerCompileCommand } from './commands/compile.js';
 import { registerDebugCommand } from './commands/debug.js';
 import { registerExecuteCommands } from './commands/execute.js';
+import { registerIdentityCommand } from './commands/identity.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerLsCommand } from './commands/ls.js';
 import { CommandContext } from './context.js';
@@ -28,6 +29,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerExecuteCommands(program, ctx);
   registerCompileCommand(program, ctx);
   registerLsCommand(program, ctx);
+  registerIdentityCommand(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -403,16 +403,25 @@ function intersection(sets: ReadonlySet<string>[]): Set<string> {
 // Indirect test selection and the top-level entry point
 
 /**
- * dbt's default "eager" indirect selection: a test joins the selection when ANY node it
- * depends on (or is attached to) is selected, so `--select orders` runs the tests on orders,
- * including relationship tests that merely point at it.
+ * How tests join a selection of the nodes they test (dbt's indirect selection):
+ * - `eager`: a test joins when ANY node it depends on (or is attached to) is selected, so
+ *   `--select orders` runs the tests on orders, including relationship tests that merely point
+ *   at it. Used by `cdp test`, where the tables exist already.
+ * - `buildable`: additionally, every node the test reads must be selected or upstream of the
+ *   selection. Used when the same invocation builds the models (`cdp build`), so a
+ *   relationships test never reads a table this run did not build.
  */
-export function withAttachedTests(dag: Dag, selected: ReadonlySet<string>): Set<string> {
+export type IndirectSelection = 'eager' | 'buildable';
+
+export function withAttachedTests(dag: Dag, selected: ReadonlySet<string>, mode: IndirectSelection = 'eager'): Set<string> {
   const result = new Set(selected);
+  const available = mode === 'buildable' ? new Set([...selected, ...dag.ancestors(selected)]) : undefined;
   for (const node of dag.nodes.values()) {
     if (node.resourceType !== 'test' || result.has(node.uniqueId)) continue;
     const parents = [...dag.parents(node.uniqueId), ...(node.config.attachedTo ? [node.config.attachedTo] : [])];
-    if (parents.some((id) => selected.has(id))) result.add(node.uniqueId);
+    if (!parents.some((id) => selected.has(id))) continue;
+    if (available && !parents.every((id) => available.has(id))) continue;
+    result.add(node.uniqueId);
   }
   return result;
 }
@@ -421,6 +430,8 @@ export interface SelectOptions {
   select?: readonly string[];
   exclude?: readonly string[];
   previous?: PreviousManifest;
+  /** For tests joining `--select` (default `eager`); `--exclude` is always eager. */
+  indirectSelection?: IndirectSelection;
 }
 
 /**
@@ -434,7 +445,7 @@ export function selectNodes(dag: Dag, options: SelectOptions): Set<string> {
   // Parse both lists before evaluating either, so a typo in --exclude is reported first-hand.
   const select = parseList(options.select);
   const exclude = parseList(options.exclude);
-  const chosen = select ? withAttachedTests(dag, evaluateSelector(dag, select, options.previous)) : new Set(dag.nodes.keys());
+  const chosen = select ? withAttachedTests(dag, evaluateSelector(dag, select, options.previous), options.indirectSelection) : new Set(dag.nodes.keys());
   const dropped = exclude ? withAttachedTests(dag, evaluateSelector(dag, exclude, options.previous)) : new Set<string>();
   return new Set([...dag.nodes.keys()].filter((id) => chosen.has(id) && !dropped.has(id)));
 }

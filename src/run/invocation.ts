@@ -2,7 +2,7 @@ import path from 'node:path';
 import { compileProject, type CompiledProject } from '../compile/compiler.js';
 import type { Dag } from '../compile/graph.js';
 import type { ManifestNode, ResourceType, SeedNode, SourceNode, TestNode } from '../compile/node.js';
-import { selectNodes } from '../compile/selector.js';
+import { selectNodes, type IndirectSelection } from '../compile/selector.js';
 import { CdpError, errorMessage, formatLocation } from '../errors.js';
 import { loadProject, type Project } from '../project/project.js';
 import type { Dialect } from '../warehouse/dialect.js';
@@ -27,6 +27,8 @@ export interface ProjectFlags {
   fullRefresh?: boolean;
   failFast?: boolean;
   state?: string;
+  /** `buildable` when the invocation builds models and runs tests together (cdp build). */
+  indirectSelection?: IndirectSelection;
 }
 
 export interface PreparedInvocation {
@@ -44,7 +46,7 @@ export function prepareInvocation(flags: ProjectFlags, logger: EventLogger, env:
   const dialect = dialectFor(project.profile.target.type);
   const compiled = compileProject(project, dialect, env);
   const previous = flags.state ? loadPreviousManifest(flags.state) : undefined;
-  const chosen = selectNodes(compiled.dag, { select: flags.select, exclude: flags.exclude, previous });
+  const chosen = selectNodes(compiled.dag, { select: flags.select, exclude: flags.exclude, previous, indirectSelection: flags.indirectSelection });
   const selected = compiled.dag.topologicalOrder().filter((id) => chosen.has(id));
   const targetDir = path.resolve(project.config.root, project.config.targetPath);
   const artifacts = new ArtifactWriter(targetDir, compiled, dialect, project.profile.target, logger.invocationId);

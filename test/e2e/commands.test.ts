@@ -27,7 +27,7 @@ describe('cdp on the repo-root project', () => {
     expect(run.stdout).toMatch(/OK\s+table model customer_activity/);
     expect(run.stdout).toMatch(/Done\. PASS=\d+ WARN=0 ERROR=0 SKIP=0 TOTAL=\d+/);
     const rows = await project.query('select count(*) as n from main.customer_activity', 'target/cdp_demo.duckdb');
-    expect(Number(rows[0]!['n'])).toBe(8);
+    expect(Number(rows[0]!['n'])).toBe(166);
   });
 
   it('compiles offline for BigQuery and Snowflake, with engine quoting and no secret in any artifact', async () => {

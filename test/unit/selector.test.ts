@@ -340,6 +340,13 @@ describe('withAttachedTests', () => {
     expect([...withAttachedTests(dag, new Set([ids.countries]))]).toEqual([ids.countries]);
   });
 
+  it('with buildable, adds a test only when everything it reads is selected or upstream', () => {
+    // The relationships test reads enriched and stg_customers; stg_customers alone cannot build enriched.
+    expect([...withAttachedTests(dag, new Set([ids.stgCustomers]), 'buildable')]).toEqual([ids.stgCustomers]);
+    expect([...withAttachedTests(dag, new Set([ids.stgCustomers, ids.enriched]), 'buildable')].sort()).toEqual(sorted(ids.stgCustomers, ids.enriched, ids.relTest));
+    expect([...selectNodes(dag, { select: ['stg_customers'], indirectSelection: 'buildable' })]).toEqual([ids.stgCustomers]);
+  });
+
   it('also honours config.attachedTo when it is not a dependency', () => {
     const orphan: TestNode = { ...test_('orphan', 'tests/orphan.sql', [], 'custom'), config: { severity: 'warn', attachedTo: ids.countries, testName: 'custom' } };
     const withOrphan = new Dag([...nodes, orphan]);

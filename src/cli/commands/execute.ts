@@ -25,7 +25,7 @@ export function registerExecuteCommands(program: Command, ctx: CommandContext): 
 
 async function executeCommand(command: string, types: ReadonlySet<ResourceType>, cliFlags: CliFlags, ctx: CommandContext): Promise<ExitCode> {
   const logger = ctx.logger(cliFlags.logFormat);
-  const flags = toProjectFlags(cliFlags);
+  const flags = { ...toProjectFlags(cliFlags), indirectSelection: types.has('model') && types.has('test') ? ('buildable' as const) : ('eager' as const) };
   const prepared = prepareInvocation(flags, logger, ctx.env);
   logger.emit('InvocationStarted', 'info', `Running with cdp on target ${prepared.project.profile.target.name} (${prepared.project.profile.target.type})`, {
     command,
