@@ -370,3 +370,18 @@ describe('generate: hazards at their documented rates', () => {
     }
   });
 });
+
+describe('the repo-root sample data', () => {
+  it('is exactly what `npm run generate -- --persons 300 --seed 42 --out data` writes', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cdp-sample-'));
+    try {
+      await generate({ persons: 300, seed: 42, out: dir });
+      const root = path.join(REPO_ROOT, 'data');
+      const committed = readdirSync(root).filter((f) => f.endsWith('.csv')).sort();
+      expect(committed).toEqual(readdirSync(dir).filter((f) => f.endsWith('.csv')).sort());
+      for (const file of committed) expect(readFileSync(path.join(root, file), 'utf8'), file).toBe(readFileSync(path.join(dir, file), 'utf8'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
