@@ -25,6 +25,19 @@ function typeOf(rules: IdentityRules, name: string): IdentifierType {
   return rules.types.find((t) => t.name === name)!;
 }
 
+function rawText(dialect: Dialect, column: string): string {
+  return `TRIM(CAST(${column} AS ${dialect.types.string}))`;
+}
+
+/**
+ * Checked on the value as written and as normalised: `0000000000` is a placeholder before it
+ * becomes `+3510000000000`, and `Test@Test.com ` one before it becomes `test@test.com`.
+ */
+function untrusted(dialect: Dialect, rules: IdentityRules, type: IdentifierType, normalized: string, raw: string): string {
+  const check = (value: string) => `COALESCE(${neverTrustedSql(dialect, rules.neverTrusted, type, value)}, FALSE)`;
+  return `(${check(normalized)} OR ${check(raw)})`;
+}
+
 /** One SELECT per unordered pair of identifier columns; type order is fixed here so pairs are canonical. */
 function pairSelects(dialect: Dialect, rules: IdentityRules, source: EdgeSource): string[] {
   const q = (id: string) => dialect.quoteIdentifier(id);
@@ -47,13 +60,14 @@ function pairSelects(dialect: Dialect, rules: IdentityRules, source: EdgeSource)
         `  ${dialect.stringLiteral(b.type)} AS type_b, ${sameType ? `GREATEST(n.a, n.b)` : 'n.b'} AS value_b,`,
         `  ${dialect.stringLiteral(source.name)} AS source, ${dialect.stringLiteral(rule)} AS rule, n.seen_at, n.verified`,
         'FROM (',
-        `  SELECT ${normA} AS a, ${normB} AS b, CAST(src.${q(source.timestampColumn)} AS ${dialect.types.timestamp}) AS seen_at, COALESCE(${source.verified}, FALSE) AS verified`,
+        `  SELECT ${normA} AS a, ${normB} AS b, ${rawText(dialect, `src.${q(a.column)}`)} AS raw_a, ${rawText(dialect, `src.${q(b.column)}`)} AS raw_b,`,
+        `    CAST(src.${q(source.timestampColumn)} AS ${dialect.types.timestamp}) AS seen_at, COALESCE(${source.verified}, FALSE) AS verified`,
         `  FROM ${referenceTemplate(source.from)} AS src`,
         source.where ? `  WHERE ${source.where}` : '',
         ') AS n',
         `WHERE n.a IS NOT NULL AND n.b IS NOT NULL${sameType ? ' AND n.a <> n.b' : ''}`,
-        `  AND NOT ${neverTrustedSql(dialect, rules.neverTrusted, typeA, 'n.a')}`,
-        `  AND NOT ${neverTrustedSql(dialect, rules.neverTrusted, typeB, 'n.b')}`,
+        `  AND NOT ${untrusted(dialect, rules, typeA, 'n.a', 'n.raw_a')}`,
+        `  AND NOT ${untrusted(dialect, rules, typeB, 'n.b', 'n.raw_b')}`,
       ].filter(Boolean).join('\n'));
     }
   }

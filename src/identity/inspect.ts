@@ -56,13 +56,17 @@ const statusSum = (d: Dialect, status: string, column = 'status') =>
 /**
  * One row: the normalised value (NULL when the rule rejects it, e.g. a too-short phone),
  * whether it is never trusted, its profile (NULL when not in the graph) and how many edges of
- * each status touch it.
+ * each status touch it. A value is reported never trusted when its normalised form or its
+ * trimmed input matches the never_trusted rules: the defaults (`0000000000`, `^[0-]*$`) are
+ * written for input as typed, which normalisation can change (a phone gains `+`).
  */
 export function identifierLookupSql(d: Dialect, r: IdentityRelations, rules: IdentityRules, query: IdentifierQuery): string {
   const type = d.stringLiteral(query.type.name);
-  const normalized = normalizeSql(d, query.type.normalizer, d.stringLiteral(query.value));
+  const literal = d.stringLiteral(query.value);
+  const normalized = normalizeSql(d, query.type.normalizer, literal);
+  const untrusted = (expr: string) => `COALESCE(${neverTrustedSql(d, rules.neverTrusted, query.type, expr)}, FALSE)`;
   return `WITH probe AS (
-  SELECT ${normalized} AS v
+  SELECT ${normalized} AS v, NULLIF(TRIM(${literal}), '') AS as_typed
 ),
 touching AS (
   SELECT e.status FROM ${d.quoteRelation(r.edges)} AS e JOIN probe AS p ON e.type_a = ${type} AND e.value_a = p.v
@@ -75,7 +79,7 @@ stats AS (
   FROM touching
 )
 SELECT p.v AS ${d.quoteIdentifier('value')},
-  COALESCE(${neverTrustedSql(d, rules.neverTrusted, query.type, 'p.v')}, FALSE) AS ${d.quoteIdentifier('never_trusted')},
+  (${untrusted('p.v')} OR ${untrusted('p.as_typed')}) AS ${d.quoteIdentifier('never_trusted')},
   g.profile_id AS ${d.quoteIdentifier('profile_id')},
   s.edges AS ${d.quoteIdentifier('edges')}, s.active_edges AS ${d.quoteIdentifier('active_edges')},
   s.limit_edges AS ${d.quoteIdentifier('limit_edges')}, s.super_connector_edges AS ${d.quoteIdentifier('super_connector_edges')}

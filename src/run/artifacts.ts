@@ -53,7 +53,9 @@ export class ArtifactWriter {
   compiledPath(node: ManifestNode, kind: 'compiled' | 'run' = 'compiled'): string {
     const base = this.compiledRoot(kind);
     if (node.resourceType === 'test' && node.generic) return path.posix.join(base, path.posix.dirname(node.path), `${node.name}.sql`);
-    return path.posix.join(base, node.path.replace(/\.(sql|ya?ml)$/, '') + '.sql');
+    // Several nodes generated from one YAML file (identity.yml) each get a file in its folder.
+    if (/\.ya?ml$/.test(node.path)) return path.posix.join(base, node.path.replace(/\.ya?ml$/, ''), `${node.name}.sql`);
+    return path.posix.join(base, node.path.replace(/\.sql$/, '') + '.sql');
   }
 
   /** Writes the rendered SQL of the given nodes (all by default); returns how many files. */

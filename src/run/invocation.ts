@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { compileProject, type CompiledProject } from '../compile/compiler.js';
 import type { Dag } from '../compile/graph.js';
-import type { ManifestNode, ResourceType, SeedNode, SourceNode, TestNode } from '../compile/node.js';
+import { checkEdgeSourceColumns } from '../identity/preflight.js';
+import type { NodeReference } from '../project/schema-file.js';
+import type { ManifestNode, Relation, ResourceType, SeedNode, SourceNode, TestNode } from '../compile/node.js';
 import { selectNodes, type IndirectSelection } from '../compile/selector.js';
 import { CdpError, errorMessage, formatLocation } from '../errors.js';
 import { loadProject, type Project } from '../project/project.js';
@@ -169,6 +171,16 @@ function testGates(dag: Dag, runnable: ReadonlySet<string>): Map<string, string[
   return gates;
 }
 
+function referencedRelation(prepared: PreparedInvocation, ref: NodeReference): Relation | undefined {
+  const { dag, projectName } = prepared.compiled;
+  const id = ref.kind === 'ref'
+    ? [`model.${projectName}.${ref.name}`, `seed.${projectName}.${ref.name}`].find((candidate) => dag.nodes.has(candidate))
+    : `source.${projectName}.${ref.source}.${ref.table}`;
+  const node = id ? dag.nodes.get(id) : undefined;
+  if (!node || !('relation' in node)) return undefined;
+  return node.resourceType === 'model' && node.config.materialized === 'ephemeral' ? undefined : node.relation;
+}
+
 function isRunnable(node: ManifestNode, types: ReadonlySet<ResourceType>): boolean {
   if (node.resourceType === 'source') return types.has('seed') && node.file !== undefined;
   if (node.resourceType === 'model' && node.config.materialized === 'ephemeral') return false;
@@ -184,6 +196,9 @@ async function runOne(node: ManifestNode, session: Session, prepared: PreparedIn
     case 'source':
       return loadSeed(node, warehouse, dialect);
     case 'model': {
+      if (compiled.identity && node.uniqueId === `model.${compiled.projectName}.identity_edges`) {
+        await checkEdgeSourceColumns(session, compiled.identity, (ref) => referencedRelation(prepared, ref));
+      }
       const identityEdges = compiled.identity ? compiled.dag.nodes.get(`model.${compiled.projectName}.identity_edges`) : undefined;
       const result = await materialize({
         session,
