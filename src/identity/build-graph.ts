@@ -7,12 +7,16 @@ import {
   assignedSql,
   changesSql,
   commitStateSql,
-  demoteLinksSql,
+  componentNodesSql,
+  cutLinksSql,
+  demotedNodesSql,
   graphOutputSql,
   limitViolationsSql,
   linksSql,
+  linksWithinSql,
   nodesSql,
   profilesSql,
+  replaceComponentsSql,
   type GraphRelations,
 } from './graph-sql.js';
 import type { IdentityRules } from './rules.js';
@@ -60,6 +64,72 @@ export function stateTablesSql(d: Dialect, r: GraphRelations): string[] {
   ];
 }
 
+/** Runs statements on one session, timing each one: target/run shows where the time went. */
+export class GraphSteps {
+  readonly executed: string[] = [];
+  readonly components: ComponentsStats[] = [];
+  private readonly temporary = new Set<Relation>();
+
+  constructor(
+    readonly session: Session,
+    readonly d: Dialect,
+    readonly r: GraphRelations,
+    private readonly scratchSchema: { schema: string; database?: string },
+  ) {}
+
+  async run(sql: string) {
+    const started = performance.now();
+    const result = await this.session.execute(sql);
+    this.executed.push(`-- ${seconds(started)}s\n${sql}`);
+    return result;
+  }
+
+  async create(relation: Relation, sql: string) {
+    this.temporary.add(relation);
+    return this.run(this.d.createTableAs(relation, sql));
+  }
+
+  async count(relation: Relation): Promise<number> {
+    const [row] = await this.session.query(`SELECT COUNT(*) AS n FROM ${this.d.quoteRelation(relation)}`);
+    return Number(row?.['n'] ?? 0);
+  }
+
+  scratch(name: string): Relation {
+    return { ...this.r.components, name: `__cdp_idg_${name}` };
+  }
+
+  /** Components of `nodes` over `edges` into `output`. */
+  async computeComponents(nodes: Relation, edges: Relation, output: Relation): Promise<void> {
+    const started = performance.now();
+    this.temporary.add(output);
+    const stats = await computeComponents(this.session, this.d, { nodes, edges, output, scratchSchema: this.scratchSchema.schema, database: this.scratchSchema.database });
+    this.components.push(stats);
+    this.executed.push(`-- ${seconds(started)}s: connected components of ${this.d.quoteRelation(edges)}, ${stats.rounds} rounds, ${stats.jumps} jumps, ${stats.statements} statements`);
+  }
+
+  /**
+   * Recompute only the components listed in `affected` (a relation with a `component` column),
+   * on the links left inside them: cost follows the affected part, not the whole graph.
+   */
+  async recomputeComponents(affected: Relation): Promise<void> {
+    const nodes = this.scratch('sub_nodes');
+    const links = this.scratch('sub_links');
+    const output = this.scratch('sub_components');
+    await this.create(nodes, componentNodesSql(this.d, this.r, affected));
+    await this.create(links, linksWithinSql(this.d, this.r, nodes));
+    await this.computeComponents(nodes, links, output);
+    for (const sql of replaceComponentsSql(this.d, this.r, nodes, output)) await this.run(sql);
+  }
+
+  async dropScratch(): Promise<void> {
+    for (const relation of this.temporary) await this.session.execute(this.d.dropRelation(relation, 'table')).catch(() => undefined);
+  }
+}
+
+function seconds(started: number): string {
+  return ((performance.now() - started) / 1000).toFixed(2);
+}
+
 export async function buildIdentityGraph(
   session: Session,
   d: Dialect,
@@ -69,79 +139,50 @@ export async function buildIdentityGraph(
   runId: string,
 ): Promise<GraphBuildResult> {
   const r = graphRelations(node.relation, edges);
-  const executed: string[] = [];
-  const run = async (sql: string) => {
-    executed.push(sql);
-    return session.execute(sql);
-  };
-  const create = (relation: Relation, sql: string) => run(d.createTableAs(relation, sql));
-  const scratch = [r.nodes, r.links, r.components, r.assigned, r.profiles, r.changes];
-  const result: GraphBuildResult = { executed, rowsAffected: 0, components: [], demotions: 0, splits: 0 };
-  const components = async () => {
-    result.components.push(await computeComponents(session, d, {
-      nodes: r.nodes,
-      edges: r.links,
-      output: r.components,
-      scratchSchema: node.relation.schema,
-      database: node.relation.database,
-    }));
-  };
+  const steps = new GraphSteps(session, d, r, node.relation);
   try {
-    for (const sql of stateTablesSql(d, r)) await run(sql);
-    await create(r.nodes, nodesSql(d, r, rules));
-    await create(r.links, linksSql(d, r, rules));
-    await components();
-    result.demotions = await demoteUntilWithinLimits(session, d, r, rules, run, components);
-    result.splits = await applyNeverJoin(session, d, r, rules, run, components);
-    await create(r.assigned, assignedSql(d, r));
-    await create(r.profiles, profilesSql(d, r, runId));
-    await create(r.changes, changesSql(d, r, runId));
+    for (const sql of stateTablesSql(d, r)) await steps.run(sql);
+    await steps.create(r.nodes, nodesSql(d, r, rules));
+    await steps.create(r.links, linksSql(d, r, rules));
+    await steps.computeComponents(r.nodes, r.links, r.components);
+    const demotions = await demoteUntilWithinLimits(steps, rules);
+    const splits = await applyNeverJoin(steps, rules);
+    await steps.create(r.assigned, assignedSql(d, r));
+    await steps.create(r.profiles, profilesSql(d, r, runId));
+    await steps.create(r.changes, changesSql(d, r, runId));
 
     const staging = d.stagingRelation(node.relation, 'tmp');
-    await run(d.dropRelation(staging, 'table'));
-    await create(staging, graphOutputSql(d, r));
-    const [count] = await session.query(`SELECT COUNT(*) AS n FROM ${d.quoteRelation(staging)}`);
-    result.rowsAffected = Number(count?.['n'] ?? 0);
+    await steps.run(d.dropRelation(staging, 'table'));
+    await steps.create(staging, graphOutputSql(d, r));
+    const rowsAffected = await steps.count(staging);
     const existing = await session.describe(node.relation);
     // The graph and the state that explains it move together: both or neither.
-    await runAll(session, run, d.atomically([...d.swapTable(node.relation, staging, existing?.kind), ...commitStateSql(d, r, runId)], 'ddl'));
-    return result;
+    const commit = d.atomically([...d.swapTable(node.relation, staging, existing?.kind), ...commitStateSql(d, r, runId)], 'ddl');
+    try {
+      for (const sql of commit) await steps.run(sql);
+    } catch (error) {
+      if (commit[0] === 'BEGIN TRANSACTION') await session.execute('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    return { executed: steps.executed, rowsAffected, components: steps.components, demotions, splits };
   } finally {
-    for (const relation of scratch) await session.execute(d.dropRelation(relation, 'table')).catch(() => undefined);
-  }
-}
-
-async function runAll(session: Session, run: (sql: string) => Promise<unknown>, statements: string[]): Promise<void> {
-  try {
-    for (const sql of statements) await run(sql);
-  } catch (error) {
-    if (statements[0] === 'BEGIN TRANSACTION') await session.execute('ROLLBACK').catch(() => undefined);
-    throw error;
+    await steps.dropScratch();
   }
 }
 
 /** Bounded by the number of identifier types: each pass demotes at least one type per component. */
-async function demoteUntilWithinLimits(
-  session: Session,
-  d: Dialect,
-  r: GraphRelations,
-  rules: IdentityRules,
-  run: (sql: string) => Promise<unknown>,
-  recompute: () => Promise<void>,
-): Promise<number> {
-  const violations: Relation = { ...r.components, name: '__cdp_idg_violations' };
+async function demoteUntilWithinLimits(steps: GraphSteps, rules: IdentityRules): Promise<number> {
+  const { d, r } = steps;
+  const violations = steps.scratch('violations');
+  const demoted = steps.scratch('demoted');
   let passes = 0;
-  try {
-    for (let pass = 0; pass < rules.types.length; pass++) {
-      await run(d.createTableAs(violations, limitViolationsSql(d, r, rules)));
-      const [row] = await session.query(`SELECT COUNT(*) AS n FROM ${d.quoteRelation(violations)}`);
-      if (Number(row?.['n'] ?? 0) === 0) break;
-      await run(demoteLinksSql(d, r, rules, violations));
-      await recompute();
-      passes++;
-    }
-    return passes;
-  } finally {
-    await session.execute(d.dropRelation(violations, 'table')).catch(() => undefined);
+  for (let pass = 0; pass < rules.types.length; pass++) {
+    await steps.create(violations, limitViolationsSql(d, r, rules));
+    if ((await steps.count(violations)) === 0) break;
+    await steps.create(demoted, demotedNodesSql(d, r, rules, violations));
+    await steps.run(cutLinksSql(d, r, demoted));
+    await steps.recomputeComponents(violations);
+    passes++;
   }
+  return passes;
 }

@@ -1,6 +1,6 @@
 import type { NodeReference } from '../project/schema-file.js';
 import type { Dialect } from '../warehouse/dialect.js';
-import { neverTrustedSql, normalizeSql } from './normalize.js';
+import { neverTrustedSql, normalizeFromRawSql, phoneKeptSql, rawTextSql } from './normalize.js';
 import type { EdgeSource, IdentifierType, IdentityRules } from './rules.js';
 
 /**
@@ -25,10 +25,6 @@ function typeOf(rules: IdentityRules, name: string): IdentifierType {
   return rules.types.find((t) => t.name === name)!;
 }
 
-function rawText(dialect: Dialect, column: string): string {
-  return `TRIM(CAST(${column} AS ${dialect.types.string}))`;
-}
-
 /**
  * Checked on the value as written and as normalised: `0000000000` is a placeholder before it
  * becomes `+3510000000000`, and `Test@Test.com ` one before it becomes `test@test.com`.
@@ -38,37 +34,63 @@ function untrusted(dialect: Dialect, rules: IdentityRules, type: IdentifierType,
   return `(${check(normalized)} OR ${check(raw)})`;
 }
 
-/** One SELECT per unordered pair of identifier columns; type order is fixed here so pairs are canonical. */
-function pairSelects(dialect: Dialect, rules: IdentityRules, source: EdgeSource): string[] {
+function sourceCte(source: EdgeSource): string {
+  return `src_${source.name}`;
+}
+
+/**
+ * One scan per edge source, each identifier column normalised and checked once per row, in
+ * three stages so no regular expression is evaluated twice: trimmed text (and a phone's digits),
+ * the normalised value, then the value or NULL when it must not be trusted.
+ */
+function sourceSql(dialect: Dialect, rules: IdentityRules, source: EdgeSource): string {
   const q = (id: string) => dialect.quoteIdentifier(id);
+  const ids = source.identifiers.map((identifier, i) => ({ column: identifier.column, i, type: typeOf(rules, identifier.type) }));
+  const prep = ids.flatMap(({ column, i, type }) => [
+    `${rawTextSql(dialect, `src.${q(column)}`)} AS raw_${i}`,
+    ...(type.normalizer.kind === 'phone' ? [`${phoneKeptSql(dialect, rawTextSql(dialect, `src.${q(column)}`))} AS kept_${i}`] : []),
+  ]);
+  const norm = ids.flatMap(({ i, type }) => [
+    `p.raw_${i}`,
+    `${normalizeFromRawSql(dialect, type.normalizer, `p.raw_${i}`, type.normalizer.kind === 'phone' ? `p.kept_${i}` : undefined)} AS norm_${i}`,
+  ]);
+  const clean = ids.map(({ i, type }) => `CASE WHEN ${untrusted(dialect, rules, type, `n.norm_${i}`, `n.raw_${i}`)} THEN NULL ELSE n.norm_${i} END AS v_${i}`);
+  return [
+    `${sourceCte(source)} AS (`,
+    `  SELECT ${clean.join(',\n    ')},`,
+    '    n.seen_at, n.verified',
+    '  FROM (',
+    `    SELECT ${norm.join(', ')}, p.seen_at, p.verified`,
+    '    FROM (',
+    `      SELECT ${prep.join(', ')},`,
+    `        CAST(src.${q(source.timestampColumn)} AS ${dialect.types.timestamp}) AS seen_at, COALESCE(${source.verified}, FALSE) AS verified`,
+    `      FROM ${referenceTemplate(source.from)} AS src`,
+    source.where ? `      WHERE ${source.where}` : '',
+    '    ) AS p',
+    '  ) AS n',
+    ')',
+  ].filter(Boolean).join('\n');
+}
+
+/** One SELECT per unordered pair of identifier columns; type order is fixed here so pairs are canonical. */
+function pairSelects(dialect: Dialect, source: EdgeSource): string[] {
   const selects: string[] = [];
-  const ids = source.identifiers;
-  for (let i = 0; i < ids.length; i++) {
-    for (let j = i + 1; j < ids.length; j++) {
-      let [a, b] = [ids[i]!, ids[j]!];
+  const ids = source.identifiers.map((identifier, i) => ({ ...identifier, i }));
+  for (let x = 0; x < ids.length; x++) {
+    for (let y = x + 1; y < ids.length; y++) {
+      let [a, b] = [ids[x]!, ids[y]!];
       if (a.type > b.type) [a, b] = [b, a];
-      const typeA = typeOf(rules, a.type);
-      const typeB = typeOf(rules, b.type);
-      const normA = normalizeSql(dialect, typeA.normalizer, `src.${q(a.column)}`);
-      const normB = normalizeSql(dialect, typeB.normalizer, `src.${q(b.column)}`);
       // Two columns of one type (e.g. two emails): order the values so (x, y) and (y, x) dedupe.
       const sameType = a.type === b.type;
+      const [va, vb] = [`v_${a.i}`, `v_${b.i}`];
       const rule = `${source.name}:${a.column}~${b.column}`;
       selects.push([
-        'SELECT',
-        `  ${dialect.stringLiteral(a.type)} AS type_a, ${sameType ? `LEAST(n.a, n.b)` : 'n.a'} AS value_a,`,
-        `  ${dialect.stringLiteral(b.type)} AS type_b, ${sameType ? `GREATEST(n.a, n.b)` : 'n.b'} AS value_b,`,
-        `  ${dialect.stringLiteral(source.name)} AS source, ${dialect.stringLiteral(rule)} AS rule, n.seen_at, n.verified`,
-        'FROM (',
-        `  SELECT ${normA} AS a, ${normB} AS b, ${rawText(dialect, `src.${q(a.column)}`)} AS raw_a, ${rawText(dialect, `src.${q(b.column)}`)} AS raw_b,`,
-        `    CAST(src.${q(source.timestampColumn)} AS ${dialect.types.timestamp}) AS seen_at, COALESCE(${source.verified}, FALSE) AS verified`,
-        `  FROM ${referenceTemplate(source.from)} AS src`,
-        source.where ? `  WHERE ${source.where}` : '',
-        ') AS n',
-        `WHERE n.a IS NOT NULL AND n.b IS NOT NULL${sameType ? ' AND n.a <> n.b' : ''}`,
-        `  AND NOT ${untrusted(dialect, rules, typeA, 'n.a', 'n.raw_a')}`,
-        `  AND NOT ${untrusted(dialect, rules, typeB, 'n.b', 'n.raw_b')}`,
-      ].filter(Boolean).join('\n'));
+        `SELECT ${dialect.stringLiteral(a.type)} AS type_a, ${sameType ? `LEAST(${va}, ${vb})` : va} AS value_a,`,
+        `  ${dialect.stringLiteral(b.type)} AS type_b, ${sameType ? `GREATEST(${va}, ${vb})` : vb} AS value_b,`,
+        `  ${dialect.stringLiteral(source.name)} AS source, ${dialect.stringLiteral(rule)} AS rule, seen_at, verified`,
+        `FROM ${sourceCte(source)}`,
+        `WHERE ${va} IS NOT NULL AND ${vb} IS NOT NULL${sameType ? ` AND ${va} <> ${vb}` : ''}`,
+      ].join('\n'));
     }
   }
   return selects;
@@ -79,9 +101,11 @@ function limitCase(rules: IdentityRules, column: string): string {
 }
 
 export function identityEdgesTemplate(dialect: Dialect, rules: IdentityRules): string {
-  const pairs = rules.sources.flatMap((s) => pairSelects(dialect, rules, s));
+  const sources = rules.sources.map((s) => sourceSql(dialect, rules, s));
+  const pairs = rules.sources.flatMap((s) => pairSelects(dialect, s));
   return `-- Generated from ${rules.file.split('/').pop()} by cdp: normalised, filtered, deduplicated identity edges.
-WITH pairs AS (
+WITH ${sources.join(',\n')},
+pairs AS (
 ${pairs.join('\nUNION ALL\n')}
 ),
 edges AS (
@@ -90,12 +114,14 @@ edges AS (
   FROM pairs
   GROUP BY type_a, value_a, type_b, value_b, source, rule
 ),
+links AS (
+  SELECT type_a, value_a, type_b, value_b, ${dialect.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
+  FROM edges GROUP BY type_a, value_a, type_b, value_b
+),
 directed AS (
-  SELECT type_a AS t, value_a AS v, type_b AS pt, value_b AS pv, ${dialect.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
-  FROM edges GROUP BY type_a, value_a, type_b, value_b
+  SELECT type_a AS t, value_a AS v, type_b AS pt, value_b AS pv, verified, first_seen FROM links
   UNION ALL
-  SELECT type_b, value_b, type_a, value_a, ${dialect.boolOr('verified')}, MIN(first_seen)
-  FROM edges GROUP BY type_a, value_a, type_b, value_b
+  SELECT type_b, value_b, type_a, value_a, verified, first_seen FROM links
 ),
 ranked AS (
   SELECT t, v, pt, pv,

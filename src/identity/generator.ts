@@ -6,7 +6,8 @@ import {
   assignedSql,
   changesSql,
   commitStateSql,
-  demoteLinksSql,
+  cutLinksSql,
+  demotedNodesSql,
   graphOutputSql,
   limitViolationsSql,
   linksSql,
@@ -75,6 +76,7 @@ function identityGraphPlan(d: Dialect, rules: IdentityRules, at: (name: string) 
   const r = graphRelations(graph, at('identity_edges'));
   const runId = '<run id>';
   const violations = at('__cdp_idg_violations');
+  const demoted = at('__cdp_idg_demoted');
   const section = (title: string, sql: string | string[]) => `-- ${title}\n${([] as string[]).concat(sql).map((s) => `${s};`).join('\n\n')}`;
   return [
     `-- identity_graph: executed by cdp as a loop until convergence (docs/identity.md).`,
@@ -82,9 +84,10 @@ function identityGraphPlan(d: Dialect, rules: IdentityRules, at: (name: string) 
     section('1. Dictionary-encode identifiers', d.createTableAs(r.nodes, nodesSql(d, r, rules))),
     section('2. Encoded active edges (isolate rules applied)', d.createTableAs(r.links, linksSql(d, r, rules))),
     `-- 3. Connected components: repeated until no edge is left\n${componentsPlan(d, { nodes: r.nodes, edges: r.links, output: r.components, scratchSchema: graph.schema, database: graph.database })}`,
-    section('4. Limits: repeated while a component breaks one (demote the lowest-priority type, recompute 3)', [
+    section('4. Limits: repeated while a component breaks one (demote its lowest-priority type, recompute 3 on those components only)', [
       d.createTableAs(violations, limitViolationsSql(d, r, rules)),
-      demoteLinksSql(d, r, rules, violations),
+      d.createTableAs(demoted, demotedNodesSql(d, r, rules, violations)),
+      cutLinksSql(d, r, demoted),
     ]),
     `-- 5. never_join split rules: breadth-first partition from both identifiers, cut between, recompute 3`,
     section('6. Previous ids', d.createTableAs(r.assigned, assignedSql(d, r))),

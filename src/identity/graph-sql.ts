@@ -108,20 +108,40 @@ GROUP BY v.component`;
 
 /**
  * Segment's rule, per component: when a merged component breaks a limit, the lowest-priority
- * identifier type in it is demoted (its edges inside the component are cut) and the components
- * are recomputed. `violations` is the result of limitViolationsSql, materialised.
+ * identifier type in it is demoted: its identifiers there lose their links, and the component
+ * is recomputed. `violations` is the result of limitViolationsSql, materialised.
  */
-export function demoteLinksSql(d: Dialect, r: GraphRelations, rules: IdentityRules, violations: Relation): string {
-  const links = d.quoteRelation(r.links);
-  return `DELETE FROM ${links}
-WHERE EXISTS (
-  SELECT 1
-  FROM ${d.quoteRelation(r.components)} AS c
-  JOIN ${d.quoteRelation(violations)} AS v ON v.component = c.component
-  JOIN ${d.quoteRelation(r.nodes)} AS n ON n.node = c.node
-  WHERE (c.node = ${links}.src OR c.node = ${links}.dst)
-    AND ${priorityCase(rules, 'n.identifier_type')} = v.demote_priority
-)`;
+export function demotedNodesSql(d: Dialect, r: GraphRelations, rules: IdentityRules, violations: Relation): string {
+  return `SELECT c.node
+FROM ${d.quoteRelation(r.components)} AS c
+JOIN ${d.quoteRelation(violations)} AS v ON v.component = c.component
+JOIN ${d.quoteRelation(r.nodes)} AS n ON n.node = c.node
+WHERE ${priorityCase(rules, 'n.identifier_type')} = v.demote_priority`;
+}
+
+/** Links touching any of `nodes` (a relation with a `node` column) are removed. */
+export function cutLinksSql(d: Dialect, r: GraphRelations, nodes: Relation): string {
+  const n = d.quoteRelation(nodes);
+  return `DELETE FROM ${d.quoteRelation(r.links)} WHERE src IN (SELECT node FROM ${n}) OR dst IN (SELECT node FROM ${n})`;
+}
+
+/** The nodes of the given components (a relation with a `component` column). */
+export function componentNodesSql(d: Dialect, r: GraphRelations, components: Relation): string {
+  return `SELECT c.node FROM ${d.quoteRelation(r.components)} AS c WHERE c.component IN (SELECT component FROM ${d.quoteRelation(components)})`;
+}
+
+/** Links inside a set of nodes: links never cross components, so one endpoint decides. */
+export function linksWithinSql(d: Dialect, r: GraphRelations, nodes: Relation): string {
+  return `SELECT src, dst FROM ${d.quoteRelation(r.links)} WHERE src IN (SELECT node FROM ${d.quoteRelation(nodes)})`;
+}
+
+/** Replace the components of a recomputed subgraph. Labels are minimum node ids, so they stay unique. */
+export function replaceComponentsSql(d: Dialect, r: GraphRelations, nodes: Relation, recomputed: Relation): string[] {
+  const c = d.quoteRelation(r.components);
+  return [
+    `DELETE FROM ${c} WHERE node IN (SELECT node FROM ${d.quoteRelation(nodes)})`,
+    `INSERT INTO ${c} (node, component) SELECT node, component FROM ${d.quoteRelation(recomputed)}`,
+  ];
 }
 
 /** Nodes joined to their component and to the profile id they had after the last run. */

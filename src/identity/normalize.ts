@@ -12,33 +12,48 @@ import type { IdentifierType, NeverTrusted, Normalizer } from './rules.js';
  * An empty result is NULL: it never becomes an identifier.
  */
 export function normalizeSql(dialect: Dialect, normalizer: Normalizer, column: string): string {
-  const text = `CAST(${column} AS ${dialect.types.string})`;
-  const trimmed = `TRIM(${text})`;
+  const raw = rawTextSql(dialect, column);
+  return normalizeFromRawSql(dialect, normalizer, raw, normalizer.kind === 'phone' ? phoneKeptSql(dialect, raw) : undefined);
+}
+
+/** The text an identifier column holds, trimmed: the input of every normaliser. */
+export function rawTextSql(dialect: Dialect, column: string): string {
+  return `TRIM(CAST(${column} AS ${dialect.types.string}))`;
+}
+
+/** Phone digits and `+` only: the one regular expression a phone needs, computed once per value. */
+export function phoneKeptSql(dialect: Dialect, raw: string): string {
+  return dialect.regexpReplaceAll(raw, '[^0-9+]', '');
+}
+
+/**
+ * The normalised value from the trimmed text (`raw`) and, for phones, its digits-and-plus form
+ * (`kept`). Split this way so a generated query can compute `raw` and `kept` once per row and
+ * reuse them, instead of repeating regular expressions inside every CASE branch.
+ */
+export function normalizeFromRawSql(dialect: Dialect, normalizer: Normalizer, raw: string, kept?: string): string {
   let expression: string;
   switch (normalizer.kind) {
     case 'email':
-      expression = `LOWER(${trimmed})`;
-      break;
     case 'lower':
-      expression = `LOWER(${trimmed})`;
+      expression = `LOWER(${raw})`;
       break;
     case 'trim':
-      expression = trimmed;
+      expression = raw;
       break;
     case 'sql':
-      // `value` is a whole word in the user's expression; replace it with the column, parenthesised.
-      expression = normalizer.expression.replace(/\bvalue\b/g, `(${text})`);
+      // `value` is a whole word in the user's expression: the trimmed text, parenthesised.
+      expression = normalizer.expression.replace(/\bvalue\b/g, `(${raw})`);
       break;
     case 'phone':
-      expression = phoneSql(dialect, trimmed, normalizer.defaultCallingCode);
+      expression = phoneFromKeptSql(kept ?? phoneKeptSql(dialect, raw), normalizer.defaultCallingCode);
       break;
   }
   return `NULLIF(${expression}, '')`;
 }
 
-function phoneSql(dialect: Dialect, trimmed: string, callingCode: string): string {
-  const kept = dialect.regexpReplaceAll(trimmed, '[^0-9+]', '');
-  const digits = dialect.regexpReplaceAll(trimmed, '[^0-9]', '');
+function phoneFromKeptSql(kept: string, callingCode: string): string {
+  const digits = `REPLACE(${kept}, '+', '')`;
   const e164 = [
     'CASE',
     `  WHEN ${kept} LIKE '+%' THEN CONCAT('+', ${digits})`,

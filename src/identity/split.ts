@@ -1,6 +1,6 @@
 import type { Relation } from '../compile/node.js';
 import type { Dialect } from '../warehouse/dialect.js';
-import type { Session } from '../warehouse/warehouse.js';
+import type { GraphSteps } from './build-graph.js';
 import type { GraphRelations } from './graph-sql.js';
 import { normalizeSql } from './normalize.js';
 import type { IdentifierRef, IdentityRules } from './rules.js';
@@ -51,35 +51,27 @@ WHERE EXISTS (
 )`;
 }
 
-export async function applyNeverJoin(
-  session: Session,
-  d: Dialect,
-  r: GraphRelations,
-  rules: IdentityRules,
-  run: (sql: string) => Promise<unknown>,
-  recompute: () => Promise<void>,
-): Promise<number> {
-  const labels: Relation = { ...r.components, name: '__cdp_idg_split_labels' };
-  const count = async (sql: string) => Number((await session.query(sql))[0]?.['n'] ?? 0);
+export async function applyNeverJoin(steps: GraphSteps, rules: IdentityRules): Promise<number> {
+  const { d, r } = steps;
+  const labels = steps.scratch('split_labels');
+  const affected = steps.scratch('split_component');
+  const count = async (sql: string) => Number((await steps.session.query(sql))[0]?.['n'] ?? 0);
   let applied = 0;
-  try {
-    for (const rule of rules.splits) {
-      if (rule.kind !== 'never_join') continue;
-      const left = nodeOf(d, r, rules, rule.identifiers[0]);
-      const right = nodeOf(d, r, rules, rule.identifiers[1]);
-      if ((await count(sameComponentSql(d, r, left, right))) === 0) continue;
-      await run(d.createTableAs(labels, seedLabelsSql(left, right)));
-      for (let size = 2, previous = 0; size !== previous; ) {
-        await run(growLabelsSql(d, r, labels));
-        previous = size;
-        size = await count(`SELECT COUNT(*) AS n FROM ${d.quoteRelation(labels)}`);
-      }
-      await run(cutBetweenLabelsSql(d, r, labels));
-      await recompute();
-      applied++;
+  for (const rule of rules.splits) {
+    if (rule.kind !== 'never_join') continue;
+    const left = nodeOf(d, r, rules, rule.identifiers[0]);
+    const right = nodeOf(d, r, rules, rule.identifiers[1]);
+    if ((await count(sameComponentSql(d, r, left, right))) === 0) continue;
+    await steps.create(affected, `SELECT component FROM ${d.quoteRelation(r.components)} WHERE node = ${left}`);
+    await steps.create(labels, seedLabelsSql(left, right));
+    for (let size = 2, previous = 0; size !== previous; ) {
+      await steps.run(growLabelsSql(d, r, labels));
+      previous = size;
+      size = await steps.count(labels);
     }
-    return applied;
-  } finally {
-    await session.execute(d.dropRelation(labels, 'table')).catch(() => undefined);
+    await steps.run(cutBetweenLabelsSql(d, r, labels));
+    await steps.recomputeComponents(affected);
+    applied++;
   }
+  return applied;
 }
