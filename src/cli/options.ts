@@ -3,18 +3,9 @@ import { ConfigError } from '../errors.js';
 import type { LogFormat } from '../run/events.js';
 import type { ProjectFlags } from '../run/invocation.js';
 
-/** The flags every project command shares, named as in dbt. */
-export interface CliFlags {
-  projectDir: string;
-  profilesDir?: string;
-  target?: string;
-  vars?: string;
-  select?: string[];
-  exclude?: string[];
+/** What commander hands over: the project flags, with --threads still text, plus output options. */
+export interface CliFlags extends Omit<ProjectFlags, 'threads' | 'indirectSelection'> {
   threads?: string;
-  fullRefresh?: boolean;
-  failFast?: boolean;
-  state?: string;
   logFormat: LogFormat;
 }
 

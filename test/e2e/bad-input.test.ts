@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, duckdbProject, spawnCdp, type CliRun, type TempProject } from '../helpers/project.js';
+import { REPO_ROOT, duckdbProject, output, projectPool, spawnCdp, type CliRun, type TempProject } from '../helpers/project.js';
 
 /*
  * Every way a user can hand cdp bad input: each case checks the documented exit code, that the
@@ -15,17 +15,11 @@ import { REPO_ROOT, duckdbProject, spawnCdp, type CliRun, type TempProject } fro
 /** Keep the developer's own profiles (if any) out of the way: every project here brings its own. */
 const ENV: NodeJS.ProcessEnv = { CDP_PROFILES_DIR: '' };
 
-const projects: TempProject[] = [];
+const track = projectPool();
 
 function project(files: Record<string, string> = {}): TempProject {
-  const p = duckdbProject(files);
-  projects.push(p);
-  return p;
+  return track(duckdbProject(files));
 }
-
-afterEach(() => {
-  for (const p of projects.splice(0)) p.cleanup();
-});
 
 beforeAll(() => {
   if (!existsSync(path.join(REPO_ROOT, 'dist/cli/main.js'))) {
@@ -41,9 +35,6 @@ function spawned(p: TempProject, args: string[], env: NodeJS.ProcessEnv = {}): C
   return spawnCdp([...args, '--project-dir', p.dir], p.dir, { ...ENV, ...env });
 }
 
-function output(run: CliRun): string {
-  return `${run.stdout}\n${run.stderr}`;
-}
 
 /** Everything under target/, as project-relative POSIX paths. */
 function targetFiles(p: TempProject): string[] {

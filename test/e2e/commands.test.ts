@@ -1,16 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { TempProject, spawnCdp } from '../helpers/project.js';
+import { describe, expect, it } from 'vitest';
+import { TempProject, projectPool, spawnCdp } from '../helpers/project.js';
 
-const projects: TempProject[] = [];
-function track<T extends TempProject>(p: T): T {
-  projects.push(p);
-  return p;
-}
-afterEach(() => {
-  for (const p of projects.splice(0)) p.cleanup();
-});
+const track = projectPool();
 
 function listFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })

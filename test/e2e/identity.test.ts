@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { duckdbProject, type CliRun, type TempProject } from '../helpers/project.js';
+import { duckdbProject, expectCode, output, projectPool, type CliRun, type TempProject } from '../helpers/project.js';
 
 /*
  * Identity resolution end to end on DuckDB: small hand-written projects (seeds → staging views →
@@ -11,29 +11,16 @@ import { duckdbProject, type CliRun, type TempProject } from '../helpers/project
 /** Keep the developer's own profiles (if any) out of the way: every project here brings its own. */
 const ENV: NodeJS.ProcessEnv = { CDP_PROFILES_DIR: '' };
 
-const projects: TempProject[] = [];
-afterAll(() => {
-  for (const p of projects.splice(0)) p.cleanup();
-});
+const track = projectPool(afterAll);
 
 function project(files: Record<string, string>): TempProject {
-  const p = duckdbProject(files);
-  projects.push(p);
-  return p;
+  return track(duckdbProject(files));
 }
 
 function cdp(p: TempProject, args: string[]): Promise<CliRun> {
   return p.cdp(args, ENV);
 }
 
-function output(run: CliRun): string {
-  return `${run.stdout}\n${run.stderr}`;
-}
-
-function expectCode(run: CliRun, code: number): CliRun {
-  if (run.code !== code) throw new Error(`expected exit ${code}, got ${run.code}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`);
-  return run;
-}
 
 async function build(p: TempProject, ...args: string[]): Promise<CliRun> {
   return expectCode(await cdp(p, ['build', ...args]), 0);

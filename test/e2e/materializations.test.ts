@@ -1,33 +1,19 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { duckdbProject, type CliRun, type TempProject } from '../helpers/project.js';
+import { duckdbProject, expectCode, output, projectPool, type CliRun, type TempProject } from '../helpers/project.js';
 
 /*
  * Materializations against a real DuckDB file. Every test drives the CLI in-process and then
  * reads target/test.duckdb to check what exists, with which rows, and what was left behind.
  */
 
-const projects: TempProject[] = [];
+const track = projectPool();
 
 function project(files: Record<string, string> = {}): TempProject {
-  const p = duckdbProject(files);
-  projects.push(p);
-  return p;
+  return track(duckdbProject(files));
 }
 
-afterEach(() => {
-  while (projects.length > 0) projects.pop()!.cleanup();
-});
-
-/** Everything the CLI printed, for message assertions. */
-function output(run: CliRun): string {
-  return `${run.stdout}\n${run.stderr}`;
-}
-
-function expectCode(run: CliRun, code: number): void {
-  if (run.code !== code) throw new Error(`expected exit ${code}, got ${run.code}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`);
-}
 
 interface RelationRow {
   schema: string;

@@ -1,50 +1,21 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { cpSync } from 'node:fs';
-import { duckdbProject, type CliRun, type TempProject } from '../helpers/project.js';
+import type { NodeResult } from '../../src/run/result.js';
+import { duckdbProject, expectCode, output, projectPool, type TempProject } from '../helpers/project.js';
 
 /*
  * The runner end to end on DuckDB: console lines, exit codes, data tests, skipping,
  * --fail-fast, threads, selection, vars, artifacts and JSON logs.
  */
 
-const projects: TempProject[] = [];
+const track = projectPool();
 
 function project(files: Record<string, string> = {}): TempProject {
-  const p = duckdbProject(files);
-  projects.push(p);
-  return p;
+  return track(duckdbProject(files));
 }
 
-afterEach(() => {
-  while (projects.length > 0) projects.pop()!.cleanup();
-});
 
-function output(run: CliRun): string {
-  return `${run.stdout}\n${run.stderr}`;
-}
-
-function expectCode(run: CliRun, code: number): void {
-  if (run.code !== code) throw new Error(`expected exit ${code}, got ${run.code}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`);
-}
-
-interface Timing {
-  name: string;
-  started_at: string;
-  completed_at: string;
-}
-
-interface Result {
-  unique_id: string;
-  status: string;
-  timing: Timing[];
-  thread_id: string;
-  execution_time: number;
-  rows_affected?: number;
-  message: string;
-  failures?: number;
-  failing_rows?: Record<string, unknown>[];
-  compiled_path?: string;
-}
+type Result = NodeResult;
 
 interface RunResults {
   metadata: Record<string, unknown>;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { afterEach } from 'vitest';
 import { main } from '../../src/cli/main.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
@@ -105,4 +106,30 @@ export function duckdbProject(files: Record<string, string> = {}): TempProject {
     'profiles.yml': 'target: dev\ntargets:\n  dev:\n    type: duckdb\n    path: target/test.duckdb\n    schema: main\n    threads: 2\n',
     ...files,
   });
+}
+
+/**
+ * The temporary projects of one test file: `track(p)` registers a project, and `hook` (afterEach
+ * by default, afterAll for suites that share built projects) removes them.
+ */
+export function projectPool(hook: (fn: () => void) => void = afterEach): <T extends TempProject>(p: T) => T {
+  const projects: TempProject[] = [];
+  hook(() => {
+    for (const p of projects.splice(0)) p.cleanup();
+  });
+  return (p) => {
+    projects.push(p);
+    return p;
+  };
+}
+
+/** Everything the CLI printed, for message assertions. */
+export function output(run: CliRun): string {
+  return `${run.stdout}\n${run.stderr}`;
+}
+
+/** Asserts the exit code, showing the whole output when it differs. */
+export function expectCode(run: CliRun, code: number): CliRun {
+  if (run.code !== code) throw new Error(`expected exit ${code}, got ${run.code}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`);
+  return run;
 }
