@@ -46,30 +46,26 @@ function limitCase(rules: IdentityRules, column: string): string {
 }
 
 /**
- * Every identifier of a kept edge gets a dense integer id (CC works on integers, not strings),
- * its earliest sighting and the source of that sighting. Super-connectors are left out: they
- * would otherwise become a profile of their own.
+ * Every identifier of a kept edge gets an integer id (CC works on integers, not strings), its
+ * earliest sighting and the source of that sighting. Super-connectors are left out: they would
+ * otherwise become a profile of their own. Ids are numbered without sorting: they live for one
+ * run only, and nothing visible depends on their order (labels map to profile ids by content).
  */
 export function nodesSql(d: Dialect, r: GraphRelations, rules: IdentityRules): string {
-  return `WITH endpoints AS (
-  SELECT type_a AS identifier_type, value_a AS identifier_value, type_b AS partner_type, value_b AS partner_value, first_seen, source FROM ${d.quoteRelation(r.edges)}
+  return `WITH pairs AS (
+  SELECT type_a, value_a, type_b, value_b, MIN(first_seen) AS first_seen, ${d.argMin('source', 'first_seen')} AS source
+  FROM ${d.quoteRelation(r.edges)}
+  GROUP BY type_a, value_a, type_b, value_b
+),
+endpoints AS (
+  SELECT type_a AS identifier_type, value_a AS identifier_value, first_seen, source FROM pairs
   UNION ALL
-  SELECT type_b, value_b, type_a, value_a, first_seen, source FROM ${d.quoteRelation(r.edges)}
-),
-partners AS (
-  SELECT identifier_type, identifier_value, COUNT(DISTINCT CONCAT(partner_type, ':', partner_value)) AS partner_count
-  FROM endpoints GROUP BY identifier_type, identifier_value
-),
-earliest AS (
-  SELECT identifier_type, identifier_value, first_seen, source,
-    ROW_NUMBER() OVER (PARTITION BY identifier_type, identifier_value ORDER BY first_seen, source) AS rn
-  FROM endpoints
+  SELECT type_b, value_b, first_seen, source FROM pairs
 )
-SELECT ROW_NUMBER() OVER (ORDER BY e.identifier_type, e.identifier_value) AS node,
-  e.identifier_type, e.identifier_value, e.first_seen, e.source
-FROM earliest AS e
-JOIN partners AS p ON p.identifier_type = e.identifier_type AND p.identifier_value = e.identifier_value
-WHERE e.rn = 1 AND p.partner_count <= ${rules.maxPartners}`;
+SELECT ROW_NUMBER() OVER () AS node, identifier_type, identifier_value, MIN(first_seen) AS first_seen, ${d.argMin('source', 'first_seen')} AS source
+FROM endpoints
+GROUP BY identifier_type, identifier_value
+HAVING COUNT(*) <= ${rules.maxPartners}`;
 }
 
 function identifierCondition(d: Dialect, rules: IdentityRules, ref: IdentifierRef, typeCol: string, valueCol: string): string {

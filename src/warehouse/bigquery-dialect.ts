@@ -107,6 +107,10 @@ export class BigQueryDialect extends Dialect {
     return `REGEXP_REPLACE(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)})`;
   }
 
+  argMin(value: string, by: string): string {
+    return `ARRAY_AGG(${value} ORDER BY ${by} LIMIT 1)[OFFSET(0)]`;
+  }
+
   boolOr(expression: string): string {
     return `LOGICAL_OR(${expression})`;
   }

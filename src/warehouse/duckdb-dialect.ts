@@ -65,6 +65,10 @@ export class DuckDbDialect extends Dialect {
     return `regexp_replace(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)}, 'g')`;
   }
 
+  argMin(value: string, by: string): string {
+    return `arg_min(${value}, ${by})`;
+  }
+
   boolOr(expression: string): string {
     return `bool_or(${expression})`;
   }

@@ -108,6 +108,10 @@ export class SnowflakeDialect extends Dialect {
     return `REGEXP_REPLACE(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)})`;
   }
 
+  argMin(value: string, by: string): string {
+    return `MIN_BY(${value}, ${by})`;
+  }
+
   boolOr(expression: string): string {
     return `BOOLOR_AGG(${expression})`;
   }
