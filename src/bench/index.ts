@@ -11,6 +11,7 @@ import { appendBenchmarkRow, benchmarksFile, collectGarbage, duckdbVersion, mach
 // One entry per suite, in the order `npm run bench` runs them.
 const SUITES: Suite[] = [
   compileSuite,
+  (await import('./identity-suite.js')).identitySuite,
 ];
 
 const USAGE = 'usage: npm run bench -- [suite] [--scale small|default|large|<number>]';
