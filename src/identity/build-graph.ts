@@ -1,4 +1,4 @@
-import type { ModelNode, Relation } from '../compile/node.js';
+import type { Relation } from '../compile/node.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { Session } from '../warehouse/warehouse.js';
 import { computeComponents, type ComponentsStats } from './connected-components.js';
@@ -133,13 +133,13 @@ function seconds(started: number): string {
 export async function buildIdentityGraph(
   session: Session,
   d: Dialect,
-  node: ModelNode,
+  graph: Relation,
   edges: Relation,
   rules: IdentityRules,
   runId: string,
 ): Promise<GraphBuildResult> {
-  const r = graphRelations(node.relation, edges);
-  const steps = new GraphSteps(session, d, r, node.relation);
+  const r = graphRelations(graph, edges);
+  const steps = new GraphSteps(session, d, r, graph);
   try {
     for (const sql of stateTablesSql(d, r)) await steps.run(sql);
     await steps.create(r.nodes, nodesSql(d, r, rules));
@@ -151,13 +151,13 @@ export async function buildIdentityGraph(
     await steps.create(r.profiles, profilesSql(d, r, runId));
     await steps.create(r.changes, changesSql(d, r, runId));
 
-    const staging = d.stagingRelation(node.relation, 'tmp');
+    const staging = d.stagingRelation(graph, 'tmp');
     await steps.run(d.dropRelation(staging, 'table'));
     await steps.create(staging, graphOutputSql(d, r));
     const rowsAffected = await steps.count(staging);
-    const existing = await session.describe(node.relation);
+    const existing = await session.describe(graph);
     // The graph and the state that explains it move together: both or neither.
-    const commit = d.atomically([...d.swapTable(node.relation, staging, existing?.kind), ...commitStateSql(d, r, runId)], 'ddl');
+    const commit = d.atomically([...d.swapTable(graph, staging, existing?.kind), ...commitStateSql(d, r, runId)], 'ddl');
     try {
       for (const sql of commit) await steps.run(sql);
     } catch (error) {

@@ -67,7 +67,7 @@ export async function materialize(ctx: MaterializeContext): Promise<MaterializeR
       return { executed: [] };
     case 'identity_graph': {
       if (!ctx.identity) throw new Error(`${node.name}: identity_graph needs the project's identity rules`);
-      const built = await buildIdentityGraph(session, ctx.dialect, node, ctx.identity.edges, ctx.identity.rules, ctx.runId);
+      const built = await buildIdentityGraph(session, ctx.dialect, node.relation, ctx.identity.edges, ctx.identity.rules, ctx.runId);
       return { rowsAffected: built.rowsAffected, executed: built.executed };
     }
   }
