@@ -1,7 +1,8 @@
 import type { Relation } from '../compile/node.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { Session } from '../warehouse/warehouse.js';
-import { computeComponents, type ComponentsStats } from './connected-components.js';
+import type { ComponentsStats } from './connected-components.js';
+import { StepRunner } from './steps.js';
 import {
   STATE_COLUMNS,
   assignedSql,
@@ -20,6 +21,8 @@ import {
   type GraphRelations,
 } from './graph-sql.js';
 import type { IdentityRules } from './rules.js';
+import { appendNodesSql, changedEdgesSql, changedIdentifiersSql, commitScopeStateSql, deleteScopeSql, graphStateRelations, graphStateTablesSql, saveGraphStateSql, scopeSql, scopedNodesSql, type GraphState } from './incremental-graph-sql.js';
+import { createMetaSql, metaRelation, readMetaSql, writeMetaSql } from './meta.js';
 import { applyNeverJoin } from './split.js';
 
 /**
@@ -37,6 +40,7 @@ export interface GraphBuildResult {
   components: ComponentsStats[];
   demotions: number;
   splits: number;
+  mode: 'full' | 'incremental';
 }
 
 export function graphRelations(graph: Relation, edges: Relation): GraphRelations {
@@ -64,47 +68,15 @@ export function stateTablesSql(d: Dialect, r: GraphRelations): string[] {
   ];
 }
 
-/** Runs statements on one session, timing each one: target/run shows where the time went. */
-export class GraphSteps {
-  readonly executed: string[] = [];
-  readonly components: ComponentsStats[] = [];
-  private readonly temporary = new Set<Relation>();
-
+/** StepRunner plus the graph's relations, for the steps that recompute components. */
+export class GraphSteps extends StepRunner {
   constructor(
-    readonly session: Session,
-    readonly d: Dialect,
+    session: Session,
+    d: Dialect,
     readonly r: GraphRelations,
-    private readonly scratchSchema: { schema: string; database?: string },
-  ) {}
-
-  async run(sql: string) {
-    const started = performance.now();
-    const result = await this.session.execute(sql);
-    this.executed.push(`-- ${seconds(started)}s\n${sql}`);
-    return result;
-  }
-
-  async create(relation: Relation, sql: string) {
-    this.temporary.add(relation);
-    return this.run(this.d.createTableAs(relation, sql));
-  }
-
-  async count(relation: Relation): Promise<number> {
-    const [row] = await this.session.query(`SELECT COUNT(*) AS n FROM ${this.d.quoteRelation(relation)}`);
-    return Number(row?.['n'] ?? 0);
-  }
-
-  scratch(name: string): Relation {
-    return { ...this.r.components, name: `__cdp_idg_${name}` };
-  }
-
-  /** Components of `nodes` over `edges` into `output`. */
-  async computeComponents(nodes: Relation, edges: Relation, output: Relation): Promise<void> {
-    const started = performance.now();
-    this.temporary.add(output);
-    const stats = await computeComponents(this.session, this.d, { nodes, edges, output, scratchSchema: this.scratchSchema.schema, database: this.scratchSchema.database });
-    this.components.push(stats);
-    this.executed.push(`-- ${seconds(started)}s: connected components of ${this.d.quoteRelation(edges)}, ${stats.rounds} rounds, ${stats.jumps} jumps, ${stats.statements} statements`);
+    home: Relation,
+  ) {
+    super(session, d, home);
   }
 
   /**
@@ -120,14 +92,6 @@ export class GraphSteps {
     await this.computeComponents(nodes, links, output);
     for (const sql of replaceComponentsSql(this.d, this.r, nodes, output)) await this.run(sql);
   }
-
-  async dropScratch(): Promise<void> {
-    for (const relation of this.temporary) await this.session.execute(this.d.dropRelation(relation, 'table')).catch(() => undefined);
-  }
-}
-
-function seconds(started: number): string {
-  return ((performance.now() - started) / 1000).toFixed(2);
 }
 
 export async function buildIdentityGraph(
@@ -137,34 +101,106 @@ export async function buildIdentityGraph(
   edges: Relation,
   rules: IdentityRules,
   runId: string,
+  fullRefresh = false,
 ): Promise<GraphBuildResult> {
   const r = graphRelations(graph, edges);
   const steps = new GraphSteps(session, d, r, graph);
+  const state = graphStateRelations(graph);
+  const meta = metaRelation(graph);
   try {
-    for (const sql of stateTablesSql(d, r)) await steps.run(sql);
+    for (const sql of [...stateTablesSql(d, r), ...graphStateTablesSql(d, state), createMetaSql(d, meta)]) await steps.run(sql);
+    const stored = new Map((await session.query(readMetaSql(d, meta))).map((row) => [String(row['name']), String(row['value'])]));
+    const edgesInfo = await session.describe(edges);
+    const versioned = edgesInfo?.columns.some((c) => c.name === 'version') ?? false;
+    const edgesVersion = versioned ? Number((await session.query(`SELECT COALESCE(MAX(version), 0) AS v FROM ${d.quoteRelation(edges)}`))[0]?.['v'] ?? 0) : 0;
+    const graphVersion = stored.get('graph_version');
+    const existing = await session.describe(graph);
+    const versionEntry: [string, string][] = versioned ? [['graph_version', String(edgesVersion)]] : [];
+    if (!fullRefresh && versioned && graphVersion !== undefined && existing?.kind === 'table' && (await mostlyUnchanged(steps, Number(graphVersion)))) {
+      return await buildIncrementally(steps, rules, runId, state, Number(graphVersion), writeMetaSql(d, meta, versionEntry));
+    }
+
     await steps.create(r.nodes, nodesSql(d, r, rules));
     await steps.create(r.links, linksSql(d, r, rules));
     await steps.computeComponents(r.nodes, r.links, r.components);
-    const demotions = await demoteUntilWithinLimits(steps, rules);
-    const splits = await applyNeverJoin(steps, rules);
-    await steps.create(r.assigned, assignedSql(d, r));
-    await steps.create(r.profiles, profilesSql(d, r, runId));
-    await steps.create(r.changes, changesSql(d, r, runId));
-
+    const { demotions, splits } = await settleComponents(steps, rules, runId);
     const staging = d.stagingRelation(graph, 'tmp');
     await steps.run(d.dropRelation(staging, 'table'));
     await steps.create(staging, graphOutputSql(d, r));
     const rowsAffected = await steps.count(staging);
-    const existing = await session.describe(graph);
     // The graph and the state that explains it move together: both or neither.
-    const commit = d.atomically([...d.swapTable(graph, staging, existing?.kind), ...commitStateSql(d, r, runId)], 'ddl');
-    try {
-      for (const sql of commit) await steps.run(sql);
-    } catch (error) {
-      if (commit[0] === 'BEGIN TRANSACTION') await session.execute('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
-    return { executed: steps.executed, rowsAffected, components: steps.components, demotions, splits };
+    await steps.runAll(d.atomically([
+      ...d.swapTable(graph, staging, existing?.kind),
+      ...commitStateSql(d, r, runId),
+      ...saveGraphStateSql(d, state, r),
+      ...writeMetaSql(d, meta, versionEntry),
+    ], 'ddl'));
+    return { executed: steps.executed, rowsAffected, components: steps.components, demotions, splits, mode: 'full' };
+  } finally {
+    await steps.dropScratch();
+  }
+}
+
+/** An incremental run pays off while most edges are unchanged (after a full edges rebuild, none are). */
+async function mostlyUnchanged(steps: GraphSteps, sinceVersion: number): Promise<boolean> {
+  const [row] = await steps.session.query(
+    `SELECT SUM(CASE WHEN version > ${Math.trunc(sinceVersion)} THEN 1 ELSE 0 END) AS changed, COUNT(*) AS total FROM ${steps.d.quoteRelation(steps.r.edges)}`,
+  );
+  return Number(row?.['changed'] ?? 0) * 2 <= Number(row?.['total'] ?? 0);
+}
+
+/** Limits, split rules, then the stable-id assignment: the same for full and incremental runs. */
+async function settleComponents(steps: GraphSteps, rules: IdentityRules, runId: string): Promise<{ demotions: number; splits: number }> {
+  const { d, r } = steps;
+  const demotions = await demoteUntilWithinLimits(steps, rules);
+  const splits = await applyNeverJoin(steps, rules);
+  await steps.create(r.assigned, assignedSql(d, r));
+  await steps.create(r.profiles, profilesSql(d, r, runId));
+  await steps.create(r.changes, changesSql(d, r, runId));
+  return { demotions, splits };
+}
+
+/**
+ * Only the edges changed since the last graph run are read; the components they touch are
+ * recomputed whole, and the graph, the id map and the state are patched for those identifiers.
+ */
+async function buildIncrementally(
+  outer: GraphSteps,
+  rules: IdentityRules,
+  runId: string,
+  state: GraphState,
+  sinceVersion: number,
+  metaUpdate: string[],
+): Promise<GraphBuildResult> {
+  const { d, r: full } = outer;
+  const changed = outer.scratch('changed_edges');
+  const changedIds = outer.scratch('changed_ids');
+  const scope = outer.scratch('scope');
+  await outer.create(changed, changedEdgesSql(d, full.edges, sinceVersion));
+  if ((await outer.count(changed)) === 0) {
+    return { executed: outer.executed, rowsAffected: 0, components: outer.components, demotions: 0, splits: 0, mode: 'incremental' };
+  }
+  await outer.create(changedIds, changedIdentifiersSql(d, changed));
+  await outer.run(appendNodesSql(d, state, changedIds));
+  await outer.create(scope, scopeSql(d, state, changedIds));
+  // The rest runs on the scope only: the same steps as a full build, on smaller relations.
+  const r: GraphRelations = { ...full, nodes: outer.scratch('scoped_nodes'), links: outer.scratch('scoped_links'), components: outer.scratch('scoped_components') };
+  const steps = new GraphSteps(outer.session, d, r, outer.home);
+  try {
+    await steps.create(r.nodes, scopedNodesSql(d, r, rules, scope));
+    await steps.create(r.links, linksSql(d, r, rules));
+    await steps.computeComponents(r.nodes, r.links, r.components);
+    const { demotions, splits } = await settleComponents(steps, rules, runId);
+    const graph = outer.home;
+    const rowsAffected = await steps.count(r.assigned);
+    await steps.runAll(d.atomically([
+      deleteScopeSql(d, graph, scope),
+      d.insertInto(graph, ['identifier_type', 'identifier_value', 'profile_id', 'source', 'first_seen'], graphOutputSql(d, r)),
+      ...commitStateSql(d, r, runId, scope),
+      ...commitScopeStateSql(d, state, r, scope),
+      ...metaUpdate,
+    ], 'dml'));
+    return { executed: [...outer.executed, ...steps.executed], rowsAffected, components: [...outer.components, ...steps.components], demotions, splits, mode: 'incremental' };
   } finally {
     await steps.dropScratch();
   }

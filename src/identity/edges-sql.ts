@@ -43,7 +43,7 @@ function sourceCte(source: EdgeSource): string {
  * three stages so no regular expression is evaluated twice: trimmed text (and a phone's digits),
  * the normalised value, then the value or NULL when it must not be trusted.
  */
-function sourceSql(dialect: Dialect, rules: IdentityRules, source: EdgeSource): string {
+function sourceSql(dialect: Dialect, rules: IdentityRules, source: EdgeSource, incremental: boolean): string {
   const q = (id: string) => dialect.quoteIdentifier(id);
   const ids = source.identifiers.map((identifier, i) => ({ column: identifier.column, i, type: typeOf(rules, identifier.type) }));
   const prep = ids.flatMap(({ column, i, type }) => [
@@ -65,11 +65,25 @@ function sourceSql(dialect: Dialect, rules: IdentityRules, source: EdgeSource): 
     `      SELECT ${prep.join(', ')},`,
     `        CAST(src.${q(source.timestampColumn)} AS ${dialect.types.timestamp}) AS seen_at, COALESCE(${source.verified}, FALSE) AS verified`,
     `      FROM ${referenceTemplate(source.from)} AS src`,
-    source.where ? `      WHERE ${source.where}` : '',
+    ...whereClauses(dialect, source, incremental),
     '    ) AS p',
     '  ) AS n',
     ')',
   ].filter(Boolean).join('\n');
+}
+
+/**
+ * An incremental run reads only rows newer than the newest sighting already recorded for the
+ * source (its watermark). Rows that arrive late with an older timestamp need --full-refresh,
+ * as in any timestamp-based incremental model (docs/identity.md).
+ */
+function whereClauses(dialect: Dialect, source: EdgeSource, incremental: boolean): string[] {
+  const conditions = source.where ? [`(${source.where})`] : [];
+  if (incremental) {
+    const ts = `CAST(src.${dialect.quoteIdentifier(source.timestampColumn)} AS ${dialect.types.timestamp})`;
+    conditions.push(`${ts} > (SELECT COALESCE(MAX(last_seen), CAST('1900-01-01' AS ${dialect.types.timestamp})) FROM {{ this }} WHERE source = ${dialect.stringLiteral(source.name)})`);
+  }
+  return conditions.length > 0 ? [`      WHERE ${conditions.join(' AND ')}`] : [];
 }
 
 /** One SELECT per unordered pair of identifier columns; type order is fixed here so pairs are canonical. */
@@ -100,11 +114,11 @@ function limitCase(rules: IdentityRules, column: string): string {
   return `CASE ${column} ${rules.types.map((t) => `WHEN '${t.name}' THEN ${t.limit}`).join(' ')} END`;
 }
 
-export function identityEdgesTemplate(dialect: Dialect, rules: IdentityRules): string {
-  const sources = rules.sources.map((s) => sourceSql(dialect, rules, s));
+/** The edge rows of the sources: normalised, filtered, grouped per (pair, source, rule). */
+function edgeRowsCtes(dialect: Dialect, rules: IdentityRules, incremental: boolean): string {
+  const sources = rules.sources.map((s) => sourceSql(dialect, rules, s, incremental));
   const pairs = rules.sources.flatMap((s) => pairSelects(dialect, s));
-  return `-- Generated from ${rules.file.split('/').pop()} by cdp: normalised, filtered, deduplicated identity edges.
-WITH ${sources.join(',\n')},
+  return `WITH ${sources.join(',\n')},
 pairs AS (
 ${pairs.join('\nUNION ALL\n')}
 ),
@@ -113,35 +127,71 @@ edges AS (
     MIN(seen_at) AS first_seen, MAX(seen_at) AS last_seen, ${dialect.boolOr('verified')} AS verified, COUNT(*) AS row_count
   FROM pairs
   GROUP BY type_a, value_a, type_b, value_b, source, rule
-),
+)`;
+}
+
+/**
+ * Per directed pair: the partner's rank among the identifier's partners of its type (verified
+ * first, then earliest, then by value) and the identifier's count of distinct partners. Kept on
+ * every edge (rank_ab, rank_ba, partners_a, partners_b) so an incremental run can recompute
+ * them for the identifiers it touches only. `edges` is a relation or CTE of edge rows.
+ */
+export function partnerRanksSql(links: string, restrictTo?: string): string {
+  const touched = restrictTo ? `\n  WHERE EXISTS (SELECT 1 FROM ${restrictTo} AS k WHERE k.t = d.t AND k.v = d.v)` : '';
+  return `SELECT d.t, d.v, d.pt, d.pv,
+    ROW_NUMBER() OVER (PARTITION BY d.t, d.v, d.pt ORDER BY d.verified DESC, d.first_seen, d.pv) AS partner_rank,
+    COUNT(*) OVER (PARTITION BY d.t, d.v) AS partners
+  FROM (
+    SELECT type_a AS t, value_a AS v, type_b AS pt, value_b AS pv, verified, first_seen FROM ${links}
+    UNION ALL
+    SELECT type_b, value_b, type_a, value_a, verified, first_seen FROM ${links}
+  ) AS d${touched}`;
+}
+
+/** The guard status of an edge from its stored ranks and partner counts. */
+export function edgeStatusSql(rules: IdentityRules, alias: string): string {
+  return `CASE
+    WHEN ${alias}.partners_a > ${rules.maxPartners} OR ${alias}.partners_b > ${rules.maxPartners} THEN 'super_connector'
+    WHEN ${alias}.rank_ab > ${limitCase(rules, `${alias}.type_b`)} OR ${alias}.rank_ba > ${limitCase(rules, `${alias}.type_a`)} THEN 'limit'
+    ELSE 'active'
+  END`;
+}
+
+/**
+ * The identity_edges template. Full build: every edge row with its ranks and status. With
+ * `is_incremental`, only the new edge rows since each source's watermark; the identity_edges
+ * materialization merges them and recomputes ranks for the identifiers they touch.
+ */
+export function identityEdgesTemplate(dialect: Dialect, rules: IdentityRules): string {
+  return `-- Generated from ${rules.file.split('/').pop()} by cdp: normalised, filtered, deduplicated identity edges.
+{{#if (is_incremental)}}
+-- Incremental: edge rows newer than each source's watermark, merged into {{ this }} by cdp.
+${edgeRowsCtes(dialect, rules, true)}
+SELECT * FROM edges
+{{else}}
+${edgeRowsCtes(dialect, rules, false)},
 links AS (
   SELECT type_a, value_a, type_b, value_b, ${dialect.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
   FROM edges GROUP BY type_a, value_a, type_b, value_b
 ),
-directed AS (
-  SELECT type_a AS t, value_a AS v, type_b AS pt, value_b AS pv, verified, first_seen FROM links
-  UNION ALL
-  SELECT type_b, value_b, type_a, value_a, verified, first_seen FROM links
-),
 ranked AS (
-  SELECT t, v, pt, pv,
-    ROW_NUMBER() OVER (PARTITION BY t, v, pt ORDER BY verified DESC, first_seen, pv) AS partner_rank,
-    COUNT(*) OVER (PARTITION BY t, v) AS partners
-  FROM directed
+  ${partnerRanksSql('links')}
 ),
 guards AS (
-  SELECT
-    a.t AS type_a, a.v AS value_a, a.pt AS type_b, a.pv AS value_b,
-    a.partners > ${rules.maxPartners} OR b.partners > ${rules.maxPartners} AS super_connector,
-    a.partner_rank > ${limitCase(rules, 'a.pt')} OR b.partner_rank > ${limitCase(rules, 'b.pt')} AS over_limit
+  SELECT a.t AS type_a, a.v AS value_a, a.pt AS type_b, a.pv AS value_b,
+    a.partners AS partners_a, b.partners AS partners_b, a.partner_rank AS rank_ab, b.partner_rank AS rank_ba
   FROM ranked AS a
   JOIN ranked AS b ON b.t = a.pt AND b.v = a.pv AND b.pt = a.t AND b.pv = a.v
   WHERE a.t < a.pt OR (a.t = a.pt AND a.v < a.pv)
+),
+ranked_edges AS (
+  SELECT e.type_a, e.value_a, e.type_b, e.value_b, e.source, e.rule, e.first_seen, e.last_seen, e.verified, e.row_count,
+    g.partners_a, g.partners_b, g.rank_ab, g.rank_ba
+  FROM edges AS e
+  JOIN guards AS g ON g.type_a = e.type_a AND g.value_a = e.value_a AND g.type_b = e.type_b AND g.value_b = e.value_b
 )
-SELECT
-  e.type_a, e.value_a, e.type_b, e.value_b, e.source, e.rule, e.first_seen, e.last_seen, e.verified, e.row_count,
-  CASE WHEN g.super_connector THEN 'super_connector' WHEN g.over_limit THEN 'limit' ELSE 'active' END AS status
-FROM edges AS e
-JOIN guards AS g ON g.type_a = e.type_a AND g.value_a = e.value_a AND g.type_b = e.type_b AND g.value_b = e.value_b
+SELECT r.*, ${edgeStatusSql(rules, 'r')} AS status
+FROM ranked_edges AS r
+{{/if}}
 `;
 }

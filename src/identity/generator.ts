@@ -28,7 +28,7 @@ export type IdentityNodeName = (typeof IDENTITY_NODES)[number];
 
 export interface GeneratedModel {
   name: IdentityNodeName;
-  materialized: 'table' | 'view' | 'identity_graph';
+  materialized: 'table' | 'view' | 'identity_edges' | 'identity_graph';
   /** A template: its `ref` calls are dependencies like in any model. */
   template: string;
   /** Dependencies that the SQL cannot show (the graph step writes the merge log). */
@@ -41,7 +41,7 @@ export function identityModels(d: Dialect, rules: IdentityRules, schemaRelation:
   return [
     {
       name: 'identity_edges',
-      materialized: 'table',
+      materialized: 'identity_edges',
       template: identityEdgesTemplate(d, rules),
       extraRefs: [],
       description: 'Normalised, filtered, deduplicated identity edges, one row per identifier pair and source, with the guard status.',

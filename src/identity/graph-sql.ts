@@ -229,13 +229,20 @@ export function graphOutputSql(d: Dialect, r: GraphRelations): string {
 FROM ${d.quoteRelation(r.assigned)} AS x JOIN ${d.quoteRelation(r.profiles)} AS p ON p.component = x.component`;
 }
 
-/** The state updates of one run, applied atomically: log, registry, then the identifier map. */
-export function commitStateSql(d: Dialect, r: GraphRelations, runId: string): string[] {
+/**
+ * The state updates of one run, applied atomically: log, registry, then the identifier map;
+ * with `scope`, only the map entries of the identifiers in it are replaced (incremental runs).
+ */
+export function commitStateSql(d: Dialect, r: GraphRelations, runId: string, scope?: Relation): string[] {
   const cols = (names: readonly (readonly [string, string])[]) => names.map(([n]) => d.quoteIdentifier(n));
+  const idMap = d.quoteRelation(r.idMap);
+  const clearMap = scope
+    ? `DELETE FROM ${idMap} WHERE EXISTS (\n  SELECT 1 FROM ${d.quoteRelation(scope)} AS s WHERE s.identifier_type = ${idMap}.identifier_type AND s.identifier_value = ${idMap}.identifier_value\n)`
+    : `DELETE FROM ${idMap} WHERE 1 = 1`;
   return [
     d.insertInto(r.mergeLog, STATE_COLUMNS.mergeLog.map(([n]) => n), `SELECT ${cols(STATE_COLUMNS.mergeLog).join(', ')} FROM ${d.quoteRelation(r.changes)}`),
     d.insertInto(r.registry, ['profile_id', 'issued_at', 'issued_run'], `SELECT profile_id, ${d.currentTimestamp()}, ${d.stringLiteral(runId)} FROM ${d.quoteRelation(r.profiles)} WHERE minted`),
-    `DELETE FROM ${d.quoteRelation(r.idMap)} WHERE 1 = 1`,
+    clearMap,
     d.insertInto(r.idMap, ['identifier_type', 'identifier_value', 'profile_id'], `SELECT x.identifier_type, x.identifier_value, p.profile_id\nFROM ${d.quoteRelation(r.assigned)} AS x JOIN ${d.quoteRelation(r.profiles)} AS p ON p.component = x.component`),
   ];
 }

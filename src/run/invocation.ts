@@ -246,7 +246,11 @@ async function runTest(node: TestNode, session: Session, prepared: PreparedInvoc
 }
 
 function describeNode(node: ManifestNode): string {
-  if (node.resourceType === 'model') return `${node.config.materialized} model ${node.name}`;
+  if (node.resourceType === 'model') {
+    // Generator materializations (identity_edges, identity_graph) read better as their generator.
+    const kind = node.config.materialized.startsWith('identity_') ? 'identity' : node.config.materialized;
+    return `${kind} model ${node.name}`;
+  }
   if (node.resourceType === 'test') return `test ${node.name}`;
   return `${node.resourceType} ${node.name}`;
 }

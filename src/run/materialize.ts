@@ -1,5 +1,6 @@
 import { WarehouseError } from '../errors.js';
 import type { ModelNode, Relation } from '../compile/node.js';
+import { buildIdentityEdges } from '../identity/build-edges.js';
 import { buildIdentityGraph } from '../identity/build-graph.js';
 import type { IdentityRules } from '../identity/rules.js';
 import type { Dialect } from '../warehouse/dialect.js';
@@ -65,9 +66,14 @@ export async function materialize(ctx: MaterializeContext): Promise<MaterializeR
       return buildIncremental(ctx, log, existing);
     case 'ephemeral':
       return { executed: [] };
+    case 'identity_edges': {
+      if (!ctx.identity) throw new Error(`${node.name}: identity_edges needs the project's identity rules`);
+      const built = await buildIdentityEdges(session, ctx.dialect, node, ctx.identity.rules, ctx.render, ctx.fullRefresh);
+      return { rowsAffected: built.rowsAffected, executed: built.executed };
+    }
     case 'identity_graph': {
       if (!ctx.identity) throw new Error(`${node.name}: identity_graph needs the project's identity rules`);
-      const built = await buildIdentityGraph(session, ctx.dialect, node.relation, ctx.identity.edges, ctx.identity.rules, ctx.runId);
+      const built = await buildIdentityGraph(session, ctx.dialect, node.relation, ctx.identity.edges, ctx.identity.rules, ctx.runId, ctx.fullRefresh);
       return { rowsAffected: built.rowsAffected, executed: built.executed };
     }
   }

@@ -616,7 +616,7 @@ describe('bad identity.yml', () => {
   it('an edge source whose model lacks a mapped column fails the run (exit 1) naming the column', async () => {
     const p = project({ ...staging, 'identity.yml': types + source('{ customer_id: customer_id, email: e_mail }') });
     const run = expectCode(await cdp(p, ['build']), 1);
-    expect(output(run)).toMatch(/ERROR\s+table model identity_edges/);
+    expect(output(run)).toMatch(/ERROR\s+identity model identity_edges/);
     expect(output(run)).toContain('e_mail');
     expect(output(run)).toMatch(/SKIP.*identity_graph/);
   });

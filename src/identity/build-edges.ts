@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto';
+import type { ModelNode, Relation } from '../compile/node.js';
+import type { Dialect } from '../warehouse/dialect.js';
+import type { Session } from '../warehouse/warehouse.js';
+import { edgeStatusSql, partnerRanksSql } from './edges-sql.js';
+import { createMetaSql, metaRelation, readMetaSql, writeMetaSql } from './meta.js';
+import { StepRunner } from './steps.js';
+import type { IdentityRules } from './rules.js';
+
+/**
+ * The identity_edges materialization. A full build (first run, --full-refresh, or changed
+ * rules) writes every edge; later runs read only source rows past each source's watermark,
+ * merge them into the table, and recompute ranks and status for the identifiers they touch.
+ * Every row carries the `version` of the build that last changed it, so the graph step can
+ * pick up exactly the changed edges (docs/identity.md, "Incremental runs").
+ */
+
+export interface EdgesBuildResult {
+  executed: string[];
+  rowsAffected: number;
+  mode: 'full' | 'incremental';
+}
+
+export function rulesChecksum(rules: IdentityRules): string {
+  const { file: _file, ...rest } = rules;
+  void _file;
+  return createHash('sha256')
+    .update(JSON.stringify(rest, (_key, value: unknown) => (value instanceof Map ? [...value] : value)))
+    .digest('hex');
+}
+
+export async function buildIdentityEdges(
+  session: Session,
+  d: Dialect,
+  node: ModelNode,
+  rules: IdentityRules,
+  render: (isIncremental: boolean) => string,
+  fullRefresh: boolean,
+): Promise<EdgesBuildResult> {
+  const meta = metaRelation(node.relation);
+  const steps = new StepRunner(session, d, node.relation);
+  const checksum = rulesChecksum(rules);
+  try {
+    await steps.run(createMetaSql(d, meta));
+    const state = new Map((await session.query(readMetaSql(d, meta))).map((row) => [String(row['name']), String(row['value'])]));
+    const version = Number(state.get('edges_version') ?? 0) + 1;
+    const existing = await session.describe(node.relation);
+    const incremental = !fullRefresh && existing?.kind === 'table' && existing.columns.some((c) => c.name === 'version') && state.get('edges_rules') === checksum;
+    const updates: [string, string][] = [['edges_version', String(version)], ['edges_rules', checksum]];
+    if (!incremental) {
+      const staging = d.stagingRelation(node.relation, 'tmp');
+      await steps.run(d.dropRelation(staging, 'table'));
+      await steps.create(staging, `SELECT t.*, CAST(${version} AS ${d.types.bigint}) AS version FROM (\n${render(false)}\n) AS t`);
+      const rowsAffected = await steps.count(staging);
+      await steps.runAll(d.atomically([...d.swapTable(node.relation, staging, existing?.kind), ...writeMetaSql(d, meta, updates)], 'ddl'));
+      return { executed: steps.executed, rowsAffected, mode: 'full' };
+    }
+    const delta = steps.scratch('edges_delta');
+    await steps.create(delta, render(true));
+    const rowsAffected = await steps.count(delta);
+    if (rowsAffected === 0) return { executed: steps.executed, rowsAffected, mode: 'incremental' };
+    const touched = steps.scratch('edges_touched');
+    const links = steps.scratch('edges_links');
+    const ranks = steps.scratch('edges_ranks');
+    await steps.create(touched, touchedSql(d, delta));
+    await steps.runAll(d.atomically([
+      mergeDeltaSql(d, node.relation, delta, version),
+      d.createTableAs(links, touchedLinksSql(d, node.relation, touched)),
+      d.createTableAs(ranks, partnerRanksSql(d.quoteRelation(links), d.quoteRelation(touched))),
+      ...updateRanksSql(d, node.relation, ranks, version),
+      `UPDATE ${d.quoteRelation(node.relation)} SET status = ${edgeStatusSql(rules, d.quoteRelation(node.relation))} WHERE version = ${version}`,
+      ...writeMetaSql(d, meta, updates),
+    ], 'dml'));
+    return { executed: steps.executed, rowsAffected, mode: 'incremental' };
+  } finally {
+    await steps.dropScratch();
+  }
+}
+
+export function touchedSql(d: Dialect, delta: Relation): string {
+  const r = d.quoteRelation(delta);
+  return `SELECT type_a AS t, value_a AS v FROM ${r} UNION SELECT type_b, value_b FROM ${r}`;
+}
+
+/** Merged per (pair, source, rule): sightings widen, verification only ever turns on, counts add. */
+export function mergeDeltaSql(d: Dialect, edges: Relation, delta: Relation, version: number): string {
+  const key = ['type_a', 'value_a', 'type_b', 'value_b', 'source', 'rule'];
+  return `MERGE INTO ${d.quoteRelation(edges)} AS tgt
+USING ${d.quoteRelation(delta)} AS src
+ON ${key.map((k) => `tgt.${k} = src.${k}`).join(' AND ')}
+WHEN MATCHED THEN UPDATE SET first_seen = LEAST(tgt.first_seen, src.first_seen), last_seen = GREATEST(tgt.last_seen, src.last_seen),
+  verified = tgt.verified OR src.verified, row_count = tgt.row_count + src.row_count, version = ${version}
+WHEN NOT MATCHED THEN INSERT (type_a, value_a, type_b, value_b, source, rule, first_seen, last_seen, verified, row_count, partners_a, partners_b, rank_ab, rank_ba, status, version)
+  VALUES (src.type_a, src.value_a, src.type_b, src.value_b, src.source, src.rule, src.first_seen, src.last_seen, src.verified, src.row_count, NULL, NULL, NULL, NULL, 'active', ${version})`;
+}
+
+/** Every pair that touches a touched identifier, aggregated over sources: what their ranks need. */
+export function touchedLinksSql(d: Dialect, edges: Relation, touched: Relation): string {
+  const e = d.quoteRelation(edges);
+  const k = d.quoteRelation(touched);
+  return `SELECT type_a, value_a, type_b, value_b, ${d.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
+FROM (
+  SELECT e.* FROM ${e} AS e JOIN ${k} AS k ON k.t = e.type_a AND k.v = e.value_a
+  UNION
+  SELECT e.* FROM ${e} AS e JOIN ${k} AS k ON k.t = e.type_b AND k.v = e.value_b
+) AS x
+GROUP BY type_a, value_a, type_b, value_b`;
+}
+
+export function updateRanksSql(d: Dialect, edges: Relation, ranks: Relation, version: number): string[] {
+  const e = d.quoteRelation(edges);
+  const r = d.quoteRelation(ranks);
+  return [
+    `UPDATE ${e} SET partners_a = r.partners, rank_ab = r.partner_rank, version = ${version}
+FROM ${r} AS r WHERE r.t = ${e}.type_a AND r.v = ${e}.value_a AND r.pt = ${e}.type_b AND r.pv = ${e}.value_b`,
+    `UPDATE ${e} SET partners_b = r.partners, rank_ba = r.partner_rank, version = ${version}
+FROM ${r} AS r WHERE r.t = ${e}.type_b AND r.v = ${e}.value_b AND r.pt = ${e}.type_a AND r.pv = ${e}.value_a`,
+  ];
+}
