@@ -12,6 +12,7 @@ import { appendBenchmarkRow, benchmarksFile, collectGarbage, duckdbVersion, mach
 const SUITES: Suite[] = [
   compileSuite,
   (await import('./identity-suite.js')).identitySuite,
+  (await import('./identity-pipeline-suite.js')).identityPipelineSuite,
 ];
 
 const USAGE = 'usage: npm run bench -- [suite] [--scale small|default|large|<number>]';
