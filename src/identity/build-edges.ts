@@ -21,12 +21,10 @@ export interface EdgesBuildResult {
   mode: 'full' | 'incremental';
 }
 
+/** What the edges depend on; locations are left out so editing comments does not force a rebuild. */
 export function rulesChecksum(rules: IdentityRules): string {
-  const { file: _file, ...rest } = rules;
-  void _file;
-  return createHash('sha256')
-    .update(JSON.stringify(rest, (_key, value: unknown) => (value instanceof Map ? [...value] : value)))
-    .digest('hex');
+  const replacer = (key: string, value: unknown) => (key === 'at' || key === 'file' ? undefined : value instanceof Map ? [...value] : value);
+  return createHash('sha256').update(JSON.stringify(rules, replacer)).digest('hex');
 }
 
 export async function buildIdentityEdges(

@@ -87,3 +87,32 @@ describe('incremental identity runs', () => {
     expect(project.read('target/run/cdp_demo/identity/identity_graph.sql')).not.toContain('connected components');
   });
 });
+
+describe('a source where every row shares one value', () => {
+  it('cuts the shared value off as a super-connector instead of building one giant profile', async () => {
+    const project = track(
+      new TempProject({
+        'cdp_project.yml': 'name: shared_value\n',
+        'profiles.yml': 'target: dev\ntargets:\n  dev: { type: duckdb, path: target/test.duckdb, schema: main, threads: 2 }\n',
+        // 200,000 rows, each a different customer, all with the same email.
+        'models/signups.sql': "select 'C' || range as customer_id, 'frontdesk@gym.example' as email, timestamp '2026-01-01' + to_seconds(range) as signed_up_at from range(200000)\n",
+        'identity.yml': `identifier_types:
+  customer_id: { limit: 1 }
+  email: { normalize: email }
+edge_sources:
+  - name: signups
+    from: ref('signups')
+    identifiers: { customer_id: customer_id, email: email }
+    timestamp: signed_up_at
+`,
+      }),
+    );
+    expectCode(await project.cdp(['build']), 0);
+    const [profiles] = await project.query('SELECT COUNT(*) AS n, MAX(identifiers) AS largest FROM main.identity_profiles');
+    const [edges] = await project.query("SELECT COUNT(*) AS n FROM main.identity_edges WHERE status = 'super_connector'");
+    const email = await project.query("SELECT * FROM main.identity_graph WHERE identifier_type = 'email'");
+    expect(Number(edges!['n'])).toBe(200_000);
+    expect(Number(profiles!['largest'])).toBe(1);
+    expect(email).toEqual([]);
+  });
+});
