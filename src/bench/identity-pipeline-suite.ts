@@ -68,9 +68,13 @@ async function run(scale: Scale): Promise<BenchResult> {
   const extraPersons = Math.max(1, Math.round(persons / 100));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cdp-bench-pipeline-'));
   const extra = path.join(dir, 'extra');
+  const memoryLimit = process.env['CDP_BENCH_MEMORY_LIMIT'];
+  if (memoryLimit !== undefined && !/^\d+(\.\d+)?\s*[KMGT]i?B$/i.test(memoryLimit)) throw new Error(`CDP_BENCH_MEMORY_LIMIT must look like 3GB, got ${memoryLimit}`);
   try {
     for (const entry of ['cdp_project.yml', 'identity.yml', 'models', 'seeds']) cpSync(path.join(REPO_ROOT, entry), path.join(dir, entry), { recursive: true });
-    writeFileSync(path.join(dir, 'profiles.yml'), 'target: bench\ntargets:\n  bench:\n    type: duckdb\n    path: target/bench.duckdb\n    schema: main\n    threads: 2\n');
+    // CDP_BENCH_MEMORY_LIMIT (e.g. 3GB) sets DuckDB's memory_limit, as a user would in profiles.yml.
+    const settings = memoryLimit ? `    settings: { memory_limit: '${memoryLimit}' }\n` : '';
+    writeFileSync(path.join(dir, 'profiles.yml'), `target: bench\ntargets:\n  bench:\n    type: duckdb\n    path: target/bench.duckdb\n    schema: main\n    threads: 2\n${settings}`);
     const base = await generate({ persons, seed: 11, out: path.join(dir, 'data') });
     await generate({ persons: persons + extraPersons, seed: 11, out: extra });
     const baseRows = new Map(Object.keys(SOURCES).map((s) => [s, base.files[s as keyof typeof base.files]!.rows]));
@@ -92,7 +96,7 @@ async function run(scale: Scale): Promise<BenchResult> {
 
     return {
       suite: 'identity-pipeline',
-      scale: `${typeof scale === 'number' ? 'custom' : scale} (${persons.toLocaleString('en-US')} persons, ${sourceRows.toLocaleString('en-US')} source rows, DuckDB file)`,
+      scale: `${typeof scale === 'number' ? 'custom' : scale} (${persons.toLocaleString('en-US')} persons, ${sourceRows.toLocaleString('en-US')} source rows, DuckDB file${memoryLimit ? `, memory_limit ${memoryLimit}` : ''})`,
       figures: [
         { label: 'source rows', value: sourceRows, unit: '', key: true },
         { label: 'full: identity_edges', value: full.get('identity_edges')!, unit: 'ms', key: true },
@@ -108,7 +112,7 @@ async function run(scale: Scale): Promise<BenchResult> {
       peakHeapMiB: memory.peakHeapMiB,
       notes: [
         'Generation, loading the sources and staging views are not timed. Both runs go through the CLI in-process (compile included).',
-        `process max RSS ${memory.processMaxRssMiB.toFixed(0)} MiB (DuckDB file database, threads=2, default memory_limit).`,
+        `process max RSS ${memory.processMaxRssMiB.toFixed(0)} MiB (DuckDB file database, threads=2, memory_limit ${memoryLimit ?? 'default: 80% of RAM'}).`,
       ],
     };
   } finally {
