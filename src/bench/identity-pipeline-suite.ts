@@ -71,7 +71,7 @@ async function run(scale: Scale): Promise<BenchResult> {
   const memoryLimit = process.env['CDP_BENCH_MEMORY_LIMIT'];
   if (memoryLimit !== undefined && !/^\d+(\.\d+)?\s*[KMGT]i?B$/i.test(memoryLimit)) throw new Error(`CDP_BENCH_MEMORY_LIMIT must look like 3GB, got ${memoryLimit}`);
   try {
-    for (const entry of ['cdp_project.yml', 'identity.yml', 'models', 'seeds']) cpSync(path.join(REPO_ROOT, entry), path.join(dir, entry), { recursive: true });
+    for (const entry of ['cdp_project.yml', 'identity.yml', 'golden_record.yml', 'models', 'seeds']) cpSync(path.join(REPO_ROOT, entry), path.join(dir, entry), { recursive: true });
     // CDP_BENCH_MEMORY_LIMIT (e.g. 3GB) sets DuckDB's memory_limit, as a user would in profiles.yml.
     const settings = memoryLimit ? `    settings: { memory_limit: '${memoryLimit}' }\n` : '';
     writeFileSync(path.join(dir, 'profiles.yml'), `target: bench\ntargets:\n  bench:\n    type: duckdb\n    path: target/bench.duckdb\n    schema: main\n    threads: 2\n${settings}`);

@@ -8,6 +8,9 @@ import type { ColumnDecl, NodeReference, ResourceDecl } from '../project/schema-
 import { targetDatabase } from '../project/target.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import { identityModels } from '../identity/generator.js';
+import { goldenRecordFileOf, loadGoldenRecord } from '../profiles/rules.js';
+import { profileModels } from '../profiles/generator.js';
+import type { GeneratedModel } from './generated-model.js';
 import { identityFileOf, loadIdentityRules, type IdentityRules } from '../identity/rules.js';
 import { genericTestSql } from './generic-tests.js';
 import { Dag } from './graph.js';
@@ -75,6 +78,7 @@ class ProjectCompiler {
     this.addSources();
     this.addModels(modelDecls);
     this.addIdentityModels();
+    this.addProfileModels();
     this.failOnProblems();
     this.resolveDependencies();
     this.addGenericTests(modelDecls, seedDecls);
@@ -251,16 +255,33 @@ class ProjectCompiler {
       this.problems.push(error as CdpError);
       return;
     }
+    const schema = this.project.profile.target.schema;
+    this.addGeneratedModels('identity', file, identityModels(this.dialect, this.identity, (name) => this.relation(schema, name)));
+  }
+
+  /** golden_record.yml: the event timeline and traits (src/profiles/generator.ts); needs identity.yml. */
+  private addProfileModels(): void {
+    const file = goldenRecordFileOf(this.project.config.root);
+    if (!file) return;
+    try {
+      const rules = loadGoldenRecord(file, this.identity);
+      this.addGeneratedModels('profiles', file, profileModels(this.dialect, rules, this.identity!));
+    } catch (error) {
+      this.problems.push(error as CdpError);
+    }
+  }
+
+  private addGeneratedModels(generator: string, file: string, models: GeneratedModel[]): void {
     const path = relativePath(this.project, file);
     const schema = this.project.profile.target.schema;
-    for (const model of identityModels(this.dialect, this.identity, (name) => this.relation(schema, name))) {
-      const config: ModelConfig = { materialized: model.materialized, uniqueKey: [], incrementalStrategy: 'merge', tags: ['identity'] };
+    for (const model of models) {
+      const config: ModelConfig = { materialized: model.materialized, uniqueKey: [], incrementalStrategy: 'merge', tags: [generator] };
       const node: ModelNode = {
         resourceType: 'model',
         uniqueId: `model.${this.name}.${model.name}`,
         name: model.name,
         path,
-        fqn: [this.name, 'identity', model.name],
+        fqn: [this.name, generator, model.name],
         tags: config.tags,
         description: model.description,
         dependsOn: [],

@@ -1,3 +1,4 @@
+import type { GeneratedModel } from '../compile/generated-model.js';
 import type { Relation } from '../compile/node.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import { componentsPlan } from './connected-components.js';
@@ -26,15 +27,6 @@ import type { IdentityRules } from './rules.js';
 export const IDENTITY_NODES = ['identity_edges', 'identity_graph', 'identity_merges', 'identity_profiles'] as const;
 export type IdentityNodeName = (typeof IDENTITY_NODES)[number];
 
-export interface GeneratedModel {
-  name: IdentityNodeName;
-  materialized: 'table' | 'view' | 'identity_edges' | 'identity_graph';
-  /** A template: its `ref` calls are dependencies like in any model. */
-  template: string;
-  /** Dependencies that the SQL cannot show (the graph step writes the merge log). */
-  extraRefs: IdentityNodeName[];
-  description: string;
-}
 
 export function identityModels(d: Dialect, rules: IdentityRules, schemaRelation: (name: string) => Relation): GeneratedModel[] {
   const mergeLog = schemaRelation(STATE_TABLES.mergeLog);

@@ -107,6 +107,10 @@ export class BigQueryDialect extends Dialect {
     return `REGEXP_REPLACE(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)})`;
   }
 
+  jsonObject(pairs: [string, string][]): string {
+    return `JSON_OBJECT(${pairs.map(([key, value]) => `${this.stringLiteral(key)}, ${value}`).join(', ')})`;
+  }
+
   argMin(value: string, by: string): string {
     return `ARRAY_AGG(${value} ORDER BY ${by} LIMIT 1)[OFFSET(0)]`;
   }

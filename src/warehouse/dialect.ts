@@ -183,6 +183,9 @@ export abstract class Dialect {
   /** Every match of `pattern` replaced. */
   abstract regexpReplaceAll(expression: string, pattern: string, replacement: string): string;
 
+  /** A JSON object from (key, SQL expression) pairs: event properties. */
+  abstract jsonObject(pairs: [string, string][]): string;
+
   /** The `value` of the row with the smallest `by` in the group. */
   abstract argMin(value: string, by: string): string;
 

@@ -65,6 +65,10 @@ export class DuckDbDialect extends Dialect {
     return `regexp_replace(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)}, 'g')`;
   }
 
+  jsonObject(pairs: [string, string][]): string {
+    return `json_object(${pairs.map(([key, value]) => `${this.stringLiteral(key)}, ${value}`).join(', ')})`;
+  }
+
   argMin(value: string, by: string): string {
     return `arg_min(${value}, ${by})`;
   }

@@ -108,6 +108,10 @@ export class SnowflakeDialect extends Dialect {
     return `REGEXP_REPLACE(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)})`;
   }
 
+  jsonObject(pairs: [string, string][]): string {
+    return `OBJECT_CONSTRUCT(${pairs.map(([key, value]) => `${this.stringLiteral(key)}, ${value}`).join(', ')})`;
+  }
+
   argMin(value: string, by: string): string {
     return `MIN_BY(${value}, ${by})`;
   }

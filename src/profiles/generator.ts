@@ -1,0 +1,151 @@
+import type { GeneratedModel } from '../compile/generated-model.js';
+import { normalizeSql } from '../identity/normalize.js';
+import type { IdentityRules } from '../identity/rules.js';
+import type { NodeReference } from '../project/schema-file.js';
+import type { Dialect } from '../warehouse/dialect.js';
+import type { ComputedTrait, EventSource, GoldenRecordRules } from './rules.js';
+
+/**
+ * golden_record.yml → two models: `profile_events`, every event of every source attached to its
+ * profile through the identity graph and ordered per profile; and `profile_traits`, the computed
+ * traits, with one aggregation pass per source (never one query per trait) combined per profile.
+ */
+
+export function profileModels(d: Dialect, rules: GoldenRecordRules, identity: IdentityRules): GeneratedModel[] {
+  return [
+    {
+      name: 'profile_events',
+      materialized: 'table',
+      template: profileEventsTemplate(d, rules, identity),
+      extraRefs: [],
+      description: 'The event timeline: profile_id, event_seq, occurred_at, event_name, source, properties.',
+    },
+    {
+      name: 'profile_traits',
+      materialized: 'table',
+      template: profileTraitsTemplate(d, rules, identity),
+      extraRefs: [],
+      description: 'Computed traits per profile, from golden_record.yml.',
+    },
+  ];
+}
+
+function referenceTemplate(ref: NodeReference): string {
+  return ref.kind === 'ref' ? `{{ ref "${ref.name}" }}` : `{{ source "${ref.source}" "${ref.table}" }}`;
+}
+
+function col(d: Dialect, column: string): string {
+  return `src.${d.quoteIdentifier(column)}`;
+}
+
+function eventSql(d: Dialect, source: EventSource): string {
+  return source.event.kind === 'name' ? d.stringLiteral(source.event.name) : `(${source.event.expression})`;
+}
+
+function timestampSql(d: Dialect, source: EventSource): string {
+  return `CAST(${col(d, source.timestampColumn)} AS ${d.types.timestamp})`;
+}
+
+/** Rows of the source with their profile: the identifier normalised as identity.yml says, then looked up. */
+function sourceFrom(d: Dialect, source: EventSource, identity: IdentityRules): string {
+  const type = identity.types.find((t) => t.name === source.identifier.type)!;
+  return [
+    `FROM ${referenceTemplate(source.from)} AS src`,
+    `JOIN {{ ref "identity_graph" }} AS g`,
+    `  ON g.identifier_type = ${d.stringLiteral(type.name)} AND g.identifier_value = ${normalizeSql(d, type.normalizer, col(d, source.identifier.column))}`,
+  ].join('\n');
+}
+
+function asOfSql(d: Dialect, rules: GoldenRecordRules): string {
+  return rules.asOf ? `(${rules.asOf})` : d.currentTimestamp();
+}
+
+export function profileEventsTemplate(d: Dialect, rules: GoldenRecordRules, identity: IdentityRules): string {
+  const selects = rules.sources.map((source) => [
+    `SELECT g.profile_id, ${timestampSql(d, source)} AS occurred_at, ${eventSql(d, source)} AS event_name, ${d.stringLiteral(source.name)} AS source,`,
+    `  ${d.jsonObject(source.properties.map((p) => [p, col(d, p)]))} AS properties`,
+    sourceFrom(d, source, identity),
+  ].join('\n'));
+  return `-- Generated from golden_record.yml by cdp: the event timeline, ordered per profile.
+WITH events AS (
+${selects.join('\nUNION ALL\n')}
+)
+SELECT profile_id,
+  ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY occurred_at, source, event_name) AS event_seq,
+  occurred_at, event_name, source, properties
+FROM events
+WHERE occurred_at IS NOT NULL
+ORDER BY profile_id, event_seq
+`;
+}
+
+/** Whether a trait can draw from a source at all: its property is there, and the event can match. */
+function contributes(trait: ComputedTrait, source: EventSource): boolean {
+  if (trait.property && !source.properties.includes(trait.property)) return false;
+  if (trait.events && source.event.kind === 'name' && !trait.events.includes(source.event.name)) return false;
+  return true;
+}
+
+function traitCondition(d: Dialect, rules: GoldenRecordRules, trait: ComputedTrait, source: EventSource): string | undefined {
+  const conditions: string[] = [];
+  if (trait.events && source.event.kind === 'sql') conditions.push(`${eventSql(d, source)} IN (${trait.events.map((e) => d.stringLiteral(e)).join(', ')})`);
+  if (trait.withinDays) conditions.push(`${timestampSql(d, source)} >= ${d.dateAdd(asOfSql(d, rules), -trait.withinDays, 'day')}`);
+  return conditions.length > 0 ? conditions.join(' AND ') : undefined;
+}
+
+/** The per-source partial aggregate of a trait, combined across sources by `combine`. */
+function partialSql(d: Dialect, rules: GoldenRecordRules, trait: ComputedTrait, source: EventSource): string {
+  const when = traitCondition(d, rules, trait, source);
+  const guarded = (value: string) => (when ? `CASE WHEN ${when} THEN ${value} END` : value);
+  const ts = timestampSql(d, source);
+  switch (trait.aggregate) {
+    case 'count':
+      return when ? `SUM(CASE WHEN ${when} THEN 1 ELSE 0 END)` : 'COUNT(*)';
+    case 'sum':
+      return `SUM(${guarded(col(d, trait.property!))})`;
+    case 'min':
+      return `MIN(${guarded(col(d, trait.property!))})`;
+    case 'max':
+      return `MAX(${guarded(col(d, trait.property!))})`;
+    case 'first_time':
+      return `MIN(${guarded(ts)})`;
+    case 'last_time':
+    case 'days_since_last':
+      return `MAX(${guarded(ts)})`;
+  }
+}
+
+function combineSql(d: Dialect, rules: GoldenRecordRules, trait: ComputedTrait): string {
+  const c = `p.${d.quoteIdentifier(trait.name)}`;
+  switch (trait.aggregate) {
+    case 'count':
+      return `COALESCE(SUM(${c}), 0)`;
+    case 'sum':
+      return `COALESCE(SUM(${c}), 0)`;
+    case 'min':
+    case 'first_time':
+      return `MIN(${c})`;
+    case 'max':
+    case 'last_time':
+      return `MAX(${c})`;
+    case 'days_since_last':
+      return d.dateDiff('day', `MAX(${c})`, asOfSql(d, rules));
+  }
+}
+
+export function profileTraitsTemplate(d: Dialect, rules: GoldenRecordRules, identity: IdentityRules): string {
+  const q = (name: string) => d.quoteIdentifier(name);
+  const partials = rules.sources.map((source) => {
+    const columns = rules.computedTraits.map((trait) => `${contributes(trait, source) ? partialSql(d, rules, trait, source) : 'NULL'} AS ${q(trait.name)}`);
+    return [`SELECT g.profile_id${columns.map((c) => `,\n  ${c}`).join('')}`, sourceFrom(d, source, identity), 'GROUP BY g.profile_id'].join('\n');
+  });
+  const combined = rules.computedTraits.map((trait) => `${combineSql(d, rules, trait)} AS ${q(trait.name)}`);
+  return `-- Generated from golden_record.yml by cdp: computed traits, one aggregation pass per event source.
+WITH partials AS (
+${partials.join('\nUNION ALL\n')}
+)
+SELECT p.profile_id${combined.map((c) => `,\n  ${c}`).join('')}
+FROM partials AS p
+GROUP BY p.profile_id
+`;
+}

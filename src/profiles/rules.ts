@@ -1,0 +1,126 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, type SourceLocation } from '../errors.js';
+import type { IdentityRules } from '../identity/rules.js';
+import { assertValidName } from '../project/names.js';
+import { parseReference, type NodeReference } from '../project/schema-file.js';
+import { YamlValue } from '../project/yaml-reader.js';
+
+/**
+ * golden_record.yml: the event sources that make the per-profile timeline, and the computed
+ * traits aggregated over it (docs/golden-record.md). Rows reach profiles through one identifier
+ * each, resolved by the identity graph, so the file needs identity.yml beside it.
+ */
+
+export const GOLDEN_RECORD_FILE = 'golden_record.yml';
+
+export interface EventSource {
+  name: string;
+  from: NodeReference;
+  /** The identifier that finds the row's profile: a type of identity.yml and a column. */
+  identifier: { type: string; column: string };
+  timestampColumn: string;
+  /** An event name, or an SQL expression that computes it per row. */
+  event: { kind: 'name'; name: string } | { kind: 'sql'; expression: string };
+  /** Columns kept in the event's properties, and usable by computed traits. */
+  properties: string[];
+  at: SourceLocation;
+}
+
+export const AGGREGATES = ['count', 'sum', 'min', 'max', 'first_time', 'last_time', 'days_since_last'] as const;
+export type Aggregate = (typeof AGGREGATES)[number];
+
+export interface ComputedTrait {
+  name: string;
+  aggregate: Aggregate;
+  /** For sum, min and max: the event property aggregated. */
+  property?: string;
+  /** Only these event names count; all events when absent. */
+  events?: string[];
+  /** Only events within this many days before `as_of`. */
+  withinDays?: number;
+  at: SourceLocation;
+}
+
+export interface GoldenRecordRules {
+  file: string;
+  /** SQL (may use {{ var }}) for "now" in windows and days-since traits; default: the current timestamp. */
+  asOf?: string;
+  sources: EventSource[];
+  computedTraits: ComputedTrait[];
+}
+
+export function goldenRecordFileOf(projectRoot: string): string | undefined {
+  const file = path.join(projectRoot, GOLDEN_RECORD_FILE);
+  return existsSync(file) ? file : undefined;
+}
+
+function located(node: YamlValue): SourceLocation {
+  return { file: node.file, line: node.line, key: node.key };
+}
+
+export function loadGoldenRecord(file: string, identity: IdentityRules | undefined): GoldenRecordRules {
+  const root = YamlValue.read(file).onlyKeys(['as_of', 'event_sources', 'computed_traits']);
+  if (!identity) {
+    throw root.error('identity-required', 'golden_record.yml needs identity.yml: events reach profiles through the identity graph', 'Add identity.yml to the project root (docs/identity.md).');
+  }
+  const types = identity.types.map((t) => t.name);
+  const sources = root.child('event_sources').items().map((node) => readSource(node, types));
+  if (sources.length === 0) throw root.child('event_sources').error('missing-key', 'golden_record.yml needs at least one entry under `event_sources`');
+  const names = new Set<string>();
+  for (const source of sources) {
+    if (names.has(source.name)) throw new ConfigError('duplicate-event-source', `Event source \`${source.name}\` is declared twice`, { at: source.at });
+    names.add(source.name);
+  }
+  const properties = new Set(sources.flatMap((s) => s.properties));
+  const computedTraits = root.child('computed_traits').entries().map(([name, node]) => readTrait(name, node, properties));
+  return { file, asOf: root.child('as_of').optionalString(), sources, computedTraits };
+}
+
+function readSource(node: YamlValue, types: string[]): EventSource {
+  node.onlyKeys(['name', 'from', 'identifier', 'timestamp', 'event', 'event_sql', 'properties']);
+  const name = assertValidName(node.child('name').string(), 'Event source name', located(node.child('name')));
+  const identifier = node.child('identifier').onlyKeys(['type', 'column']);
+  const type = identifier.child('type').string();
+  if (!types.includes(type)) {
+    throw identifier.child('type').error('unknown-identifier-type', `\`${identifier.child('type').key}\`: \`${type}\` is not an identifier type of identity.yml`, `Types: ${types.join(', ')}.`);
+  }
+  const event = node.child('event');
+  const eventSql = node.child('event_sql');
+  if (event.exists === eventSql.exists) throw node.error('event-name', `Event source \`${name}\` needs exactly one of \`event\` (a name) or \`event_sql\` (an expression)`);
+  return {
+    name,
+    from: parseReference(node.child('from')),
+    identifier: { type, column: assertValidName(identifier.child('column').string(), 'Column', located(identifier.child('column'))) },
+    timestampColumn: assertValidName(node.child('timestamp').string(), 'Column', located(node.child('timestamp'))),
+    event: event.exists
+      ? { kind: 'name', name: assertValidName(event.string(), 'Event name', located(event)) }
+      : { kind: 'sql', expression: eventSql.string() },
+    properties: node.child('properties').stringList().map((p, i) => assertValidName(p, 'Property column', located(node.child('properties').child(i)))),
+    at: located(node),
+  };
+}
+
+function readTrait(name: string, node: YamlValue, properties: Set<string>): ComputedTrait {
+  assertValidName(name, 'Computed trait', located(node));
+  node.onlyKeys(['aggregate', 'property', 'events', 'within_days']);
+  const aggregate = node.child('aggregate').oneOf(AGGREGATES);
+  const property = node.child('property').optionalString();
+  const needsProperty = aggregate === 'sum' || aggregate === 'min' || aggregate === 'max';
+  if (needsProperty && !property) {
+    throw node.error('trait-property', `Computed trait \`${name}\` (${aggregate}) needs \`property\`: the event property to aggregate`);
+  }
+  if (!needsProperty && property) throw node.child('property').error('trait-property', `Computed trait \`${name}\` (${aggregate}) takes no \`property\``);
+  if (property && !properties.has(property)) {
+    throw node.child('property').error('unknown-property', `\`${node.child('property').key}\`: no event source lists \`${property}\` under \`properties\``, `Properties: ${[...properties].join(', ') || '(none)'}.`);
+  }
+  const events = node.child('events');
+  return {
+    name,
+    aggregate,
+    property,
+    events: events.exists ? events.stringList() : undefined,
+    withinDays: node.child('within_days').exists ? node.child('within_days').integer(0, 1) : undefined,
+    at: located(node),
+  };
+}
