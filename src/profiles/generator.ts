@@ -1,17 +1,53 @@
 import type { GeneratedModel } from '../compile/generated-model.js';
 import { normalizeSql } from '../identity/normalize.js';
 import type { IdentityRules } from '../identity/rules.js';
-import type { NodeReference } from '../project/schema-file.js';
 import type { Dialect } from '../warehouse/dialect.js';
-import type { ComputedTrait, EventSource, GoldenRecordRules } from './rules.js';
+import { consentHistoryTemplate, consentStateTemplate } from './consent.js';
+import { GOLDEN_RECORD_FILE, type ComputedTrait, type EventSource, type GoldenRecordRules } from './rules.js';
+import { referenceTemplate } from './sql.js';
+import { goldenRecordsTemplate } from './survivorship.js';
 
 /**
- * golden_record.yml → two models: `profile_events`, every event of every source attached to its
+ * golden_record.yml → `consent_history` and `consent_state` (consent.ts), `golden_records`
+ * (survivorship.ts), and two models: `profile_events`, every event of every source attached to its
  * profile through the identity graph and ordered per profile; and `profile_traits`, the computed
  * traits, with one aggregation pass per source (never one query per trait) combined per profile.
  */
 
 export function profileModels(d: Dialect, rules: GoldenRecordRules, identity: IdentityRules): GeneratedModel[] {
+  const models: GeneratedModel[] = [];
+  if (rules.sources.length > 0) models.push(...eventModels(d, rules, identity));
+  if (rules.consent) {
+    models.push(
+      {
+        name: 'consent_history',
+        materialized: 'table',
+        template: consentHistoryTemplate(d, rules.consent, identity, GOLDEN_RECORD_FILE),
+        extraRefs: [],
+        description: 'Every consent event with its profile: profile_id, scope, status, source, occurred_at.',
+      },
+      {
+        name: 'consent_state',
+        materialized: 'table',
+        template: consentStateTemplate(d, rules.consent),
+        extraRefs: [],
+        description: 'Current consent per profile and declared scope: status, set_at, set_by_source, is_default.',
+      },
+    );
+  }
+  if (rules.traits.length > 0) {
+    models.push({
+      name: 'golden_records',
+      materialized: 'table',
+      template: goldenRecordsTemplate(d, rules.traits, identity),
+      extraRefs: [],
+      description: 'The golden record: one row per profile; per trait `<trait>`, `<trait>__source`, `<trait>__at`.',
+    });
+  }
+  return models;
+}
+
+function eventModels(d: Dialect, rules: GoldenRecordRules, identity: IdentityRules): GeneratedModel[] {
   return [
     {
       name: 'profile_events',
@@ -28,10 +64,6 @@ export function profileModels(d: Dialect, rules: GoldenRecordRules, identity: Id
       description: 'Computed traits per profile, from golden_record.yml.',
     },
   ];
-}
-
-function referenceTemplate(ref: NodeReference): string {
-  return ref.kind === 'ref' ? `{{ ref "${ref.name}" }}` : `{{ source "${ref.source}" "${ref.table}" }}`;
 }
 
 function col(d: Dialect, column: string): string {

@@ -5,6 +5,8 @@ import type { IdentityRules } from '../identity/rules.js';
 import { assertValidName } from '../project/names.js';
 import { parseReference, type NodeReference } from '../project/schema-file.js';
 import { YamlValue } from '../project/yaml-reader.js';
+import { readConsent, type ConsentRules } from './consent.js';
+import { readTraits, type SurvivorshipTrait } from './survivorship.js';
 
 /**
  * golden_record.yml: the event sources that make the per-profile timeline, and the computed
@@ -48,6 +50,10 @@ export interface GoldenRecordRules {
   asOf?: string;
   sources: EventSource[];
   computedTraits: ComputedTrait[];
+  /** `consent:`: scopes with defaults and consent event sources (src/profiles/consent.ts). */
+  consent?: ConsentRules;
+  /** `traits:`: the golden record's attributes and their survivorship rules (src/profiles/survivorship.ts). */
+  traits: SurvivorshipTrait[];
 }
 
 export function goldenRecordFileOf(projectRoot: string): string | undefined {
@@ -60,13 +66,17 @@ function located(node: YamlValue): SourceLocation {
 }
 
 export function loadGoldenRecord(file: string, identity: IdentityRules | undefined): GoldenRecordRules {
-  const root = YamlValue.read(file).onlyKeys(['as_of', 'event_sources', 'computed_traits']);
+  const root = YamlValue.read(file).onlyKeys(['as_of', 'event_sources', 'computed_traits', 'consent', 'traits']);
   if (!identity) {
     throw root.error('identity-required', 'golden_record.yml needs identity.yml: events reach profiles through the identity graph', 'Add identity.yml to the project root (docs/identity.md).');
   }
   const types = identity.types.map((t) => t.name);
   const sources = root.child('event_sources').items().map((node) => readSource(node, types));
-  if (sources.length === 0) throw root.child('event_sources').error('missing-key', 'golden_record.yml needs at least one entry under `event_sources`');
+  const consent = root.child('consent').exists ? readConsent(root.child('consent'), types) : undefined;
+  const traits = readTraits(root.child('traits'), types);
+  if (sources.length === 0 && (root.child('computed_traits').exists || (!consent && traits.length === 0))) {
+    throw root.child('event_sources').error('missing-key', 'golden_record.yml needs at least one entry under `event_sources`');
+  }
   const names = new Set<string>();
   for (const source of sources) {
     if (names.has(source.name)) throw new ConfigError('duplicate-event-source', `Event source \`${source.name}\` is declared twice`, { at: source.at });
@@ -74,7 +84,7 @@ export function loadGoldenRecord(file: string, identity: IdentityRules | undefin
   }
   const properties = new Set(sources.flatMap((s) => s.properties));
   const computedTraits = root.child('computed_traits').entries().map(([name, node]) => readTrait(name, node, properties));
-  return { file, asOf: root.child('as_of').optionalString(), sources, computedTraits };
+  return { file, asOf: root.child('as_of').optionalString(), sources, computedTraits, consent, traits };
 }
 
 function readSource(node: YamlValue, types: string[]): EventSource {
