@@ -77,7 +77,7 @@ export async function buildIdentityEdges(
 
 export function touchedSql(d: Dialect, delta: Relation): string {
   const r = d.quoteRelation(delta);
-  return `SELECT type_a AS t, value_a AS v FROM ${r} UNION SELECT type_b, value_b FROM ${r}`;
+  return `SELECT type_a AS t, value_a AS v FROM ${r} ${d.unionDistinct()} SELECT type_b, value_b FROM ${r}`;
 }
 
 /** Merged per (pair, source, rule): sightings widen, verification only ever turns on, counts add. */
@@ -99,7 +99,7 @@ export function touchedLinksSql(d: Dialect, edges: Relation, touched: Relation):
   return `SELECT type_a, value_a, type_b, value_b, ${d.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
 FROM (
   SELECT e.* FROM ${e} AS e JOIN ${k} AS k ON k.t = e.type_a AND k.v = e.value_a
-  UNION
+  ${d.unionDistinct()}
   SELECT e.* FROM ${e} AS e JOIN ${k} AS k ON k.t = e.type_b AND k.v = e.value_b
 ) AS x
 GROUP BY type_a, value_a, type_b, value_b`;

@@ -112,7 +112,7 @@ export async function buildIdentityGraph(
     const stored = new Map((await session.query(readMetaSql(d, meta))).map((row) => [String(row['name']), String(row['value'])]));
     const edgesInfo = await session.describe(edges);
     const versioned = edgesInfo?.columns.some((c) => c.name === 'version') ?? false;
-    const edgesVersion = versioned ? Number((await session.query(`SELECT COALESCE(MAX(version), 0) AS v FROM ${d.quoteRelation(edges)}`))[0]?.['v'] ?? 0) : 0;
+    const edgesVersion = versioned ? Number((await session.query(`SELECT COALESCE(MAX(version), 0) AS ${d.quoteIdentifier('v')} FROM ${d.quoteRelation(edges)}`))[0]?.['v'] ?? 0) : 0;
     const graphVersion = stored.get('graph_version');
     const existing = await session.describe(graph);
     const versionEntry: [string, string][] = versioned ? [['graph_version', String(edgesVersion)]] : [];
@@ -144,7 +144,7 @@ export async function buildIdentityGraph(
 /** An incremental run pays off while most edges are unchanged (after a full edges rebuild, none are). */
 async function mostlyUnchanged(steps: GraphSteps, sinceVersion: number): Promise<boolean> {
   const [row] = await steps.session.query(
-    `SELECT SUM(CASE WHEN version > ${Math.trunc(sinceVersion)} THEN 1 ELSE 0 END) AS changed, COUNT(*) AS total FROM ${steps.d.quoteRelation(steps.r.edges)}`,
+    `SELECT SUM(CASE WHEN version > ${Math.trunc(sinceVersion)} THEN 1 ELSE 0 END) AS ${steps.d.quoteIdentifier('changed')}, COUNT(*) AS ${steps.d.quoteIdentifier('total')} FROM ${steps.d.quoteRelation(steps.r.edges)}`,
   );
   return Number(row?.['changed'] ?? 0) * 2 <= Number(row?.['total'] ?? 0);
 }

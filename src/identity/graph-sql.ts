@@ -62,7 +62,7 @@ endpoints AS (
   UNION ALL
   SELECT type_b, value_b, first_seen, source FROM pairs
 )
-SELECT ROW_NUMBER() OVER () AS node, identifier_type, identifier_value, MIN(first_seen) AS first_seen, ${d.argMin('source', 'first_seen')} AS source
+SELECT ${d.rowNumber()} AS node, identifier_type, identifier_value, MIN(first_seen) AS first_seen, ${d.argMin('source', 'first_seen')} AS source
 FROM endpoints
 GROUP BY identifier_type, identifier_value
 HAVING COUNT(*) <= ${rules.maxPartners}`;

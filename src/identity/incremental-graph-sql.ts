@@ -57,7 +57,7 @@ GROUP BY identifier_type, identifier_value`;
 export function appendNodesSql(d: Dialect, state: GraphState, changedIds: Relation): string {
   const n = d.quoteRelation(state.nodes);
   return `INSERT INTO ${n} (node, identifier_type, identifier_value, first_seen, source)
-SELECT (SELECT COALESCE(MAX(node), 0) FROM ${n}) + ROW_NUMBER() OVER (), k.identifier_type, k.identifier_value, k.first_seen, k.source
+SELECT (SELECT COALESCE(MAX(node), 0) FROM ${n}) + ${d.rowNumber()}, k.identifier_type, k.identifier_value, k.first_seen, k.source
 FROM ${d.quoteRelation(changedIds)} AS k
 WHERE NOT EXISTS (SELECT 1 FROM ${n} AS n WHERE n.identifier_type = k.identifier_type AND n.identifier_value = k.identifier_value)`;
 }

@@ -6,12 +6,15 @@ export function metaRelation(near: Relation): Relation {
   return { ...near, name: 'cdp_identity_meta' };
 }
 
+const NAME = 'name';
+const VALUE = 'value';
+
 export function readMetaSql(d: Dialect, meta: Relation): string {
-  return `SELECT name, value FROM ${d.quoteRelation(meta)}`;
+  return `SELECT ${d.quoteIdentifier(NAME)}, ${d.quoteIdentifier(VALUE)} FROM ${d.quoteRelation(meta)}`;
 }
 
 export function createMetaSql(d: Dialect, meta: Relation): string {
-  return d.createTableIfNotExists(meta, [['name', 'string'], ['value', 'string']]);
+  return d.createTableIfNotExists(meta, [[NAME, 'string'], [VALUE, 'string']]);
 }
 
 /** Replaces the given entries; DML only, so it can join the step's commit transaction. */
@@ -19,8 +22,8 @@ export function writeMetaSql(d: Dialect, meta: Relation, entries: [string, strin
   const table = d.quoteRelation(meta);
   const statements: string[] = [];
   for (const [name, value] of entries) {
-    statements.push(`DELETE FROM ${table} WHERE name = ${d.stringLiteral(name)}`);
-    statements.push(`INSERT INTO ${table} (name, value) VALUES (${d.stringLiteral(name)}, ${d.stringLiteral(value)})`);
+    statements.push(`DELETE FROM ${table} WHERE ${d.quoteIdentifier(NAME)} = ${d.stringLiteral(name)}`);
+    statements.push(`INSERT INTO ${table} (${d.quoteIdentifier(NAME)}, ${d.quoteIdentifier(VALUE)}) VALUES (${d.stringLiteral(name)}, ${d.stringLiteral(value)})`);
   }
   return statements;
 }

@@ -30,7 +30,7 @@ verified_links AS (
   JOIN graph AS ga ON ga.identifier_type = e.type_a AND ga.identifier_value = e.value_a
   JOIN graph AS gb ON gb.identifier_type = e.type_b AND gb.identifier_value = e.value_b AND gb.profile_id = ga.profile_id
   WHERE e.status = 'active' AND e.verified
-  UNION
+  ${d.unionDistinct()}
   SELECT gb.identifier_type, gb.identifier_value
   FROM {{ ref "identity_edges" }} AS e
   JOIN graph AS ga ON ga.identifier_type = e.type_a AND ga.identifier_value = e.value_a

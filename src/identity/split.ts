@@ -20,7 +20,7 @@ function nodeOf(d: Dialect, r: GraphRelations, rules: IdentityRules, ref: Identi
 
 export function sameComponentSql(d: Dialect, r: GraphRelations, left: string, right: string): string {
   const c = d.quoteRelation(r.components);
-  return `SELECT COUNT(*) AS n FROM ${c} AS a JOIN ${c} AS b ON a.component = b.component WHERE a.node = ${left} AND b.node = ${right}`;
+  return `SELECT COUNT(*) AS ${d.quoteIdentifier('n')} FROM ${c} AS a JOIN ${c} AS b ON a.component = b.component WHERE a.node = ${left} AND b.node = ${right}`;
 }
 
 export function seedLabelsSql(left: string, right: string): string {

@@ -42,7 +42,7 @@ export class StepRunner {
   }
 
   async count(relation: Relation): Promise<number> {
-    const [row] = await this.session.query(`SELECT COUNT(*) AS n FROM ${this.d.quoteRelation(relation)}`);
+    const [row] = await this.session.query(`SELECT COUNT(*) AS ${this.d.quoteIdentifier('n')} FROM ${this.d.quoteRelation(relation)}`);
     return Number(row?.['n'] ?? 0);
   }
 

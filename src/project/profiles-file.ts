@@ -130,11 +130,9 @@ export function loadProfile(file: string, targetName?: string, env: NodeJS.Proce
       break;
     }
     case 'snowflake': {
-      const password = read('password');
-      const privateKey = read('private_key');
-      if (!password && !privateKey) {
-        throw node.error('missing-key', `Target \`${name}\` (type snowflake) needs \`password\` or \`private_key\``);
-      }
+      // Credentials are checked when connecting, not here: `cdp compile` must work offline without them.
+      const password = read('password') || undefined;
+      const privateKey = read('private_key') || undefined;
       target = {
         type,
         name,

@@ -24,6 +24,13 @@ export function jsonReplacer(_key: string, value: unknown): unknown {
   return value;
 }
 
+/**
+ * Redacts every string inside a value before it is serialised: a secret with quotes, backslashes
+ * or newlines (a PEM key) would no longer match once JSON-escaped.
+ */
 export function redactDeep<T>(value: T): T {
-  return JSON.parse(redact(JSON.stringify(value, jsonReplacer))) as T;
+  return JSON.parse(JSON.stringify(value, (key, v: unknown) => {
+    const plain = jsonReplacer(key, v);
+    return typeof plain === 'string' ? redact(plain) : plain;
+  })) as T;
 }

@@ -4,7 +4,7 @@ import type { CompiledProject } from '../compile/compiler.js';
 import type { ManifestNode } from '../compile/node.js';
 import type { PreviousManifest } from '../compile/selector.js';
 import { ConfigError } from '../errors.js';
-import { redactDeep } from '../project/secrets.js';
+import { redact, redactDeep } from '../project/secrets.js';
 import type { Target } from '../project/target.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import { CDP_VERSION } from '../version.js';
@@ -109,7 +109,8 @@ export class ArtifactWriter {
   private writeSql(relativeFile: string, sql: string): void {
     const file = path.join(path.dirname(this.targetDir), relativeFile);
     mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, sql.endsWith('\n') ? sql : sql + '\n');
+    const text = redact(sql);
+    writeFileSync(file, text.endsWith('\n') ? text : text + '\n');
   }
 
   /** Written to a temporary file and renamed, so a reader never sees half an artifact. */

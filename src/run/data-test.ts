@@ -12,7 +12,7 @@ const SAMPLE_ROWS = 5;
 
 /** A data test is a SELECT of failing rows: count them, and fetch a few to show the user. */
 export async function runDataTest(session: Session, dialect: Dialect, node: TestNode, sql: string): Promise<DataTestOutcome> {
-  const [row] = await session.query(`SELECT COUNT(*) AS failures FROM (\n${sql}\n) AS test_rows`);
+  const [row] = await session.query(`SELECT COUNT(*) AS ${dialect.quoteIdentifier('failures')} FROM (\n${sql}\n) AS test_rows`);
   const failures = Number(row?.['failures'] ?? 0);
   if (failures === 0) return { status: 'pass', failures, sample: [] };
   const sample = await session.query(dialect.limit(sql, SAMPLE_ROWS));

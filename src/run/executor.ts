@@ -69,10 +69,13 @@ export async function executeGraph(dag: Dag, selected: ReadonlySet<string>, opti
 
   const blockerOf = (id: string): string | undefined => parents.get(id)!.find((p) => blocksDescendants(results.get(p)!));
 
+  let running = 0;
   const worker = async (index: number): Promise<void> => {
     while (results.size < order.length) {
       const id = ready.shift();
       if (id === undefined) {
+        // Nothing ready and nothing running means nothing ever will be: a scheduling cycle.
+        if (running === 0) throw new Error(`scheduler stalled with ${order.length - results.size} node(s) waiting: a dependency cycle among ${order.filter((n) => !results.has(n)).slice(0, 5).join(', ')}`);
         await new Promise<void>((resolve) => idle.add(resolve));
         continue;
       }
@@ -80,7 +83,16 @@ export async function executeGraph(dag: Dag, selected: ReadonlySet<string>, opti
       const blocker = blockerOf(id);
       if (stopped) finish(id, options.skipped(node, 'skipped: --fail-fast stopped the run after a failure'));
       else if (blocker) finish(id, options.skipped(node, `skipped: upstream ${dag.get(blocker).name} did not succeed`));
-      else finish(id, await options.runNode(node, index));
+      else {
+        running++;
+        let result: NodeResult;
+        try {
+          result = await options.runNode(node, index);
+        } finally {
+          running--;
+        }
+        finish(id, result);
+      }
     }
     for (const resume of idle) resume();
   };

@@ -7,6 +7,7 @@ import type { ManifestNode, Relation, ResourceType, SeedNode, SourceNode, TestNo
 import { selectNodes, type IndirectSelection } from '../compile/selector.js';
 import { CdpError, errorMessage, formatLocation } from '../errors.js';
 import { loadProject, type Project } from '../project/project.js';
+import { jsonReplacer } from '../project/secrets.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import { dialectFor, openWarehouse } from '../warehouse/engines.js';
 import type { Session, Warehouse } from '../warehouse/warehouse.js';
@@ -78,13 +79,13 @@ export async function executeInvocation(
   const started = Date.now();
   const threads = flags.threads ?? prepared.project.profile.target.threads;
   const warehouse = await warehouseFactory(prepared.project);
-  await createSchemas(warehouse, dag, runnable);
   const sessions: Session[] = [];
   const sessionFor = async (worker: number) => (sessions[worker] ??= await warehouse.session());
   let done = 0;
   const total = runnable.size;
 
   try {
+    await createSchemas(warehouse, dag, runnable);
     const results = await executeGraph(dag, runnable, {
       threads,
       failFast: flags.failFast ?? false,
@@ -159,12 +160,26 @@ async function createSchemas(warehouse: Warehouse, dag: Dag, runnable: ReadonlyS
  */
 function testGates(dag: Dag, runnable: ReadonlySet<string>): Map<string, string[]> {
   const gates = new Map<string, string[]>();
+  // A gate child → test means the test must run before the child; it must not also (through
+  // the DAG or earlier gates) come after it, or the schedule would wait forever.
+  const waitsFor = (from: string, target: string): boolean => {
+    const seen = new Set<string>();
+    const stack = [from];
+    while (stack.length > 0) {
+      const id = stack.pop()!;
+      if (id === target) return true;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      stack.push(...dag.parents(id), ...(gates.get(id) ?? []));
+    }
+    return false;
+  };
   for (const id of runnable) {
     const test = dag.get(id);
     if (test.resourceType !== 'test' || !test.config.attachedTo) continue;
-    const inputs = dag.ancestors([id]);
     for (const child of dag.children(test.config.attachedTo)) {
-      if (child === id || !runnable.has(child) || inputs.has(child) || dag.get(child).resourceType === 'test') continue;
+      if (child === id || !runnable.has(child) || dag.get(child).resourceType === 'test') continue;
+      if (waitsFor(id, child)) continue;
       gates.set(child, [...(gates.get(child) ?? []), id]);
     }
   }
@@ -278,7 +293,8 @@ function reportResult(logger: EventLogger, result: NodeResult, node: ManifestNod
   const label = STATUS_LABEL[result.status];
   const head = `${String(index).padStart(String(total).length)} of ${total} ${label.padEnd(5)} ${describeNode(node)}`;
   const tail = result.status === 'skipped' ? '[SKIP]' : `[${label} in ${result.execution_time.toFixed(2)}s]`;
-  const detail = result.status === 'success' || result.status === 'pass' || result.status === 'skipped' ? '' : `\n    ${result.message}`;
+  const rows = (result.failing_rows ?? []).map((row) => `\n      ${JSON.stringify(row, jsonReplacer)}`).join('');
+  const detail = result.status === 'success' || result.status === 'pass' || result.status === 'skipped' ? '' : `\n    ${result.message}${rows}`;
   const event = ({ success: 'NodeSucceeded', pass: 'TestPassed', fail: 'TestFailed', warn: 'TestWarned', error: 'NodeFailed', skipped: 'NodeSkipped' } as const)[result.status];
   const level = result.status === 'error' || result.status === 'fail' ? 'error' : result.status === 'warn' ? 'warn' : 'info';
   logger.emit(event, level === 'error' ? 'info' : level, `${head} ${'.'.repeat(Math.max(3, 72 - head.length))} ${tail}${detail}`, {

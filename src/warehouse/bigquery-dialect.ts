@@ -111,6 +111,10 @@ export class BigQueryDialect extends Dialect {
     return `JSON_OBJECT(${pairs.map(([key, value]) => `${this.stringLiteral(key)}, ${value}`).join(', ')})`;
   }
 
+  override unionDistinct(): string {
+    return 'UNION DISTINCT';
+  }
+
   argMin(value: string, by: string): string {
     return `ARRAY_AGG(${value} ORDER BY ${by} LIMIT 1)[OFFSET(0)]`;
   }

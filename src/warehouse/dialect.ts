@@ -192,6 +192,16 @@ export abstract class Dialect {
   /** A boolean aggregate: true when any input is true. */
   abstract boolOr(expression: string): string;
 
+  /** Set union without duplicates (BigQuery insists on saying DISTINCT). */
+  unionDistinct(): string {
+    return 'UNION';
+  }
+
+  /** A unique number per output row, in no particular order (identifiers' dense ids). */
+  rowNumber(): string {
+    return 'ROW_NUMBER() OVER ()';
+  }
+
   /** An SQL statement that is cheap and proves the connection works. */
   pingQuery(): string {
     return 'SELECT 1 AS ok';

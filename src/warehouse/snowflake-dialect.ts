@@ -112,6 +112,11 @@ export class SnowflakeDialect extends Dialect {
     return `OBJECT_CONSTRUCT(${pairs.map(([key, value]) => `${this.stringLiteral(key)}, ${value}`).join(', ')})`;
   }
 
+  /** Snowflake's ROW_NUMBER needs an ORDER BY; SEQ8 is unique per row without sorting. */
+  override rowNumber(): string {
+    return '(SEQ8() + 1)';
+  }
+
   argMin(value: string, by: string): string {
     return `MIN_BY(${value}, ${by})`;
   }

@@ -26,6 +26,10 @@ describe('cdp on the repo-root project', () => {
   it('compiles offline for BigQuery and Snowflake, with engine quoting and no secret in any artifact', async () => {
     const project = track(TempProject.fromRepoRoot());
     const env = { CDP_SNOWFLAKE_PASSWORD: 'super-Secret-pw-123', CDP_BIGQUERY_PROJECT: 'acme-prod' };
+    // Offline and without credentials: compile never needs them.
+    const bare = await project.cdp(['compile', '--target', 'snowflake'], { CDP_SNOWFLAKE_PASSWORD: '' });
+    expect(bare.stderr).toBe('');
+    expect(bare.code).toBe(0);
     const bq = await project.cdp(['compile', '--target', 'bigquery'], env);
     expect(bq.code).toBe(0);
     const bqSql = project.read('target/compiled/cdp_demo/models/marts/customer_activity.sql');

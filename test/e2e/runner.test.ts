@@ -625,3 +625,31 @@ describe('--log-format json', () => {
     expect(error!.info.msg).toContain('missing_model');
   });
 });
+
+describe('test gates in cdp build', () => {
+  it('never deadlock when two relationships tests point across each other', async () => {
+    // c waits for the test on a (a→b), b waits for the test on e (e→c): a gate cycle if both were added.
+    const p = project({
+      'models/a.sql': 'select 1 as id\n',
+      'models/b.sql': 'select id from {{ ref "a" }}\n',
+      'models/e.sql': 'select 1 as id\n',
+      'models/c.sql': 'select id from {{ ref "e" }}\n',
+      'models/d.sql': 'select b.id from {{ ref "b" }} as b join {{ ref "c" }} as c using (id)\n',
+      'models/schema.yml': `models:
+  - name: a
+    columns:
+      - name: id
+        tests:
+          - relationships: { to: ref('c'), field: id }
+  - name: e
+    columns:
+      - name: id
+        tests:
+          - relationships: { to: ref('b'), field: id }
+`,
+    });
+    const run = await p.cdp(['build', '--threads', '2']);
+    expectCode(run, 0);
+    expect(output(run)).toMatch(/Done\. PASS=7 WARN=0 ERROR=0 SKIP=0 TOTAL=7/);
+  });
+});
