@@ -3,6 +3,7 @@ import { CdpError, ExitCode, errorMessage } from '../errors.js';
 import { redact } from '../project/secrets.js';
 import type { LogSink } from '../run/events.js';
 import { CDP_VERSION } from '../version.js';
+import { registerAudienceCommand } from './commands/audience.js';
 import { registerCompileCommand } from './commands/compile.js';
 import { registerDebugCommand } from './commands/debug.js';
 import { registerExecuteCommands } from './commands/execute.js';
@@ -30,6 +31,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerCompileCommand(program, ctx);
   registerLsCommand(program, ctx);
   registerIdentityCommand(program, ctx);
+  registerAudienceCommand(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

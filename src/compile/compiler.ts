@@ -10,6 +10,8 @@ import type { Dialect } from '../warehouse/dialect.js';
 import { identityModels } from '../identity/generator.js';
 import { goldenRecordFileOf, loadGoldenRecord } from '../profiles/rules.js';
 import { profileModels } from '../profiles/generator.js';
+import { audienceFiles, audiencesDirOf, duplicateAudience, loadAudience, traitCatalog, type Audience } from '../audiences/rules.js';
+import { audienceModels, membershipModel } from '../audiences/generator.js';
 import type { GeneratedModel } from './generated-model.js';
 import { identityFileOf, loadIdentityRules, type IdentityRules } from '../identity/rules.js';
 import { genericTestSql } from './generic-tests.js';
@@ -79,6 +81,7 @@ class ProjectCompiler {
     this.addModels(modelDecls);
     this.addIdentityModels();
     this.addProfileModels();
+    this.addAudienceModels();
     this.failOnProblems();
     this.resolveDependencies();
     this.addGenericTests(modelDecls, seedDecls);
@@ -269,6 +272,37 @@ class ProjectCompiler {
     } catch (error) {
       this.problems.push(error as CdpError);
     }
+  }
+
+  /** audiences/*.yml: one model per audience plus the membership history (src/audiences/). */
+  private addAudienceModels(): void {
+    const dir = audiencesDirOf(this.project.config.root);
+    if (!dir) return;
+    const files = audienceFiles(dir);
+    if (files.length === 0) return;
+    const traits = traitCatalog(this.project.config.root, this.identity);
+    // golden_record.yml exists but does not load: addProfileModels reported it already.
+    if (!traits) return;
+    const env = { traits, hasConsentState: this.refTargets.has('consent_state') };
+    const loaded = new Map<string, Audience>();
+    for (const file of files) {
+      try {
+        if (!this.refTargets.has('profile_traits')) {
+          throw new CompileError('audience-needs-profiles', 'Audiences select from profile_traits, which this project does not have', {
+            at: { file: relativePath(this.project, file) },
+            hint: 'Add golden_record.yml (and identity.yml) at the project root: see docs/golden-record.md.',
+          });
+        }
+        const audience = loadAudience(file, env);
+        const previous = loaded.get(audience.name);
+        if (previous) throw duplicateAudience(audience, previous);
+        loaded.set(audience.name, audience);
+        this.addGeneratedModels('audiences', file, audienceModels(this.dialect, audience, traits));
+      } catch (error) {
+        this.problems.push(error as CdpError);
+      }
+    }
+    if (loaded.size > 0) this.addGeneratedModels('audiences', dir, [membershipModel(this.dialect, [...loaded.keys()])]);
   }
 
   private addGeneratedModels(generator: string, file: string, models: GeneratedModel[]): void {

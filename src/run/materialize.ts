@@ -1,5 +1,6 @@
 import { WarehouseError } from '../errors.js';
 import type { ModelNode, Relation } from '../compile/node.js';
+import { buildAudienceMembership } from '../audiences/membership.js';
 import { buildIdentityEdges } from '../identity/build-edges.js';
 import { buildIdentityGraph } from '../identity/build-graph.js';
 import type { IdentityRules } from '../identity/rules.js';
@@ -74,6 +75,10 @@ export async function materialize(ctx: MaterializeContext): Promise<MaterializeR
     case 'identity_graph': {
       if (!ctx.identity) throw new Error(`${node.name}: identity_graph needs the project's identity rules`);
       const built = await buildIdentityGraph(session, ctx.dialect, node.relation, ctx.identity.edges, ctx.identity.rules, ctx.runId, ctx.fullRefresh);
+      return { rowsAffected: built.rowsAffected, executed: built.executed };
+    }
+    case 'audience_membership': {
+      const built = await buildAudienceMembership(session, ctx.dialect, node.relation, ctx.render(false), ctx.runId);
       return { rowsAffected: built.rowsAffected, executed: built.executed };
     }
   }

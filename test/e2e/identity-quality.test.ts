@@ -16,7 +16,7 @@ async function buildAndMeasure(seed: number): Promise<{ all: QualityMetrics; lin
   const project = TempProject.fromRepoRoot();
   try {
     await generate({ persons: 600, seed, out: project.path('data') });
-    const run = await project.cdp(['build', '--select', 'identity_profiles+', '+identity_profiles']);
+    const run = await project.cdp(['build', '--select', '+identity_profiles']);
     expect(run.code, run.stdout + run.stderr).toBe(0);
     const warehouse = await DuckDbWarehouse.open({ type: 'duckdb', name: 'q', path: project.path('target/cdp_demo.duckdb'), schema: 'main', threads: 2, settings: {} });
     const session = await warehouse.session();
