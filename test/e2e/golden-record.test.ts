@@ -1,35 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
+import { BOOKINGS_AND_PAYMENTS_EVENTS, CUSTOMERS_IDENTITY } from '../helpers/fixtures.js';
 
 /** golden_record.yml end to end on DuckDB, against hand-computed expectations. */
 const track = projectPool();
 
-const IDENTITY = `identifier_types:
-  customer_id: { limit: 1 }
-  email: { normalize: email }
-edge_sources:
-  - name: customers
-    from: ref('customers')
-    identifiers: { customer_id: customer_id, email: email }
-    timestamp: created_at
-    verified: true
-`;
+const IDENTITY = CUSTOMERS_IDENTITY;
 
-const GOLDEN = `as_of: "CAST('2026-11-15 00:00:00' AS TIMESTAMP)"
-event_sources:
-  - name: bookings
-    from: ref('bookings')
-    identifier: { type: customer_id, column: customer_id }
-    timestamp: booked_at
-    event_sql: "'class_' || status"
-    properties: [class_id]
-  - name: payments
-    from: ref('payments')
-    identifier: { type: email, column: email }
-    timestamp: paid_at
-    event: payment
-    properties: [amount]
-computed_traits:
+const GOLDEN = `${BOOKINGS_AND_PAYMENTS_EVENTS}computed_traits:
   lifetime_revenue: { aggregate: sum, property: amount }
   largest_payment: { aggregate: max, property: amount }
   bookings_total: { aggregate: count, events: [class_booked, class_attended, class_cancelled] }

@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
+import { CUSTOMERS_IDENTITY } from '../helpers/fixtures.js';
 
 /** The `traits:` section of golden_record.yml (survivorship) on DuckDB, against hand-computed expectations. */
 const track = projectPool();
 
-const IDENTITY = `identifier_types:
-  customer_id: { limit: 1 }
-  email: { normalize: email }
-edge_sources:
-  - name: customers
-    from: ref('customers')
-    identifiers: { customer_id: customer_id, email: email }
-    timestamp: created_at
-    verified: true
-`;
+const IDENTITY = CUSTOMERS_IDENTITY;
 
 const ACC = `from: ref('accounts'), identifier: { type: customer_id, column: customer_id }, timestamp: created_at`;
 const BKG = `from: ref('bookings'), identifier: { type: customer_id, column: customer_id }, timestamp: booked_at`;

@@ -8,8 +8,9 @@ import { ConfigError, ExitCode } from '../../errors.js';
 import { redact } from '../../project/secrets.js';
 import { prepareInvocation, type PreparedInvocation } from '../../run/invocation.js';
 import { openWarehouse } from '../../warehouse/engines.js';
-import type { Row, Session } from '../../warehouse/warehouse.js';
+import type { Session } from '../../warehouse/warehouse.js';
 import type { CommandContext } from '../context.js';
+import { cell, plain, plainRows, table, write } from '../text-output.js';
 import { addProjectOptions, toProjectFlags, type CliFlags } from '../options.js';
 
 interface LsFlags extends CliFlags {
@@ -88,37 +89,6 @@ function notBuilt(prepared: PreparedInvocation, missing: string[]): ConfigError 
   return new ConfigError('audiences-not-built', `Audience models are not built in target \`${prepared.project.profile.target.name}\` (missing: ${missing.join(', ')})`, {
     hint: 'Run `cdp build` (or `cdp build --select +audience_membership`) first.',
   });
-}
-
-function plain(value: unknown): unknown {
-  if (value === null || value === undefined) return null;
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-  if (typeof value === 'object' && 'value' in value) return plain((value as { value: unknown }).value);
-  return value;
-}
-
-function plainRows(rows: Row[]): Record<string, unknown>[] {
-  return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, plain(v)])));
-}
-
-function cell(value: unknown): string {
-  const v = plain(value);
-  if (v === null) return '';
-  if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)) return v.replace('T', ' ').replace(/(\.000)?Z$/, '');
-  return String(v).replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
-}
-
-function table(headers: string[], rows: unknown[][], indent = '  '): string[] {
-  if (rows.length === 0) return [`${indent}(none)`];
-  const cells = rows.map((r) => r.map(cell));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
-  const line = (values: string[]) => (indent + values.map((v, i) => v.padEnd(widths[i]!)).join('  ')).trimEnd();
-  return [line(headers), ...cells.map(line)];
-}
-
-function write(ctx: CommandContext, lines: string[]): void {
-  for (const line of lines) ctx.out.write(redact(line));
 }
 
 async function count(session: Session, sql: string): Promise<number> {
