@@ -5,6 +5,7 @@ import { compileProject } from '../compile/compiler.js';
 import { loadProject } from '../project/project.js';
 import { dialectFor } from '../warehouse/engines.js';
 import { MemorySampler, collectGarbage, formatNumber, median, timed, type BenchResult, type Scale, type Suite } from './report.js';
+import { Rng } from '../generate/prng.js';
 
 /**
  * Parse + compile time of a generated project. The goal comes from the issue: 1,000 models with
@@ -22,16 +23,10 @@ const LAYERS = ['staging', 'intermediate', 'marts', 'exposures'] as const;
 const SUBFOLDERS = 5;
 const SOURCE_TABLES = 8;
 
-/** mulberry32: tiny, seeded and deterministic, so every run (and machine) benchmarks the same project. */
+/** The generator's seeded PRNG, as a plain function. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 interface GeneratedProject {

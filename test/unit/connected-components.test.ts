@@ -28,6 +28,7 @@ import { DuckDbDialect } from '../../src/warehouse/duckdb-dialect.js';
 import { DuckDbWarehouse } from '../../src/warehouse/duckdb-warehouse.js';
 import { SnowflakeDialect } from '../../src/warehouse/snowflake-dialect.js';
 import type { Session } from '../../src/warehouse/warehouse.js';
+import { Rng } from '../../src/generate/prng.js';
 
 /*
  * Golden SQL per step and dialect (Kysely style: one table of exact SQL per step), then the
@@ -301,16 +302,10 @@ function oracle(n: number, edges: Edge[]): Map<number, number> {
   return new Map(Array.from(labels, (label, node) => [node, label]));
 }
 
-/** mulberry32: small, seeded, deterministic. */
+/** The generator's seeded PRNG, as a plain function. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 function shuffled(n: number, rand: () => number): number[] {
