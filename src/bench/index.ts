@@ -13,6 +13,7 @@ const SUITES: Suite[] = [
   compileSuite,
   (await import('./identity-suite.js')).identitySuite,
   (await import('./identity-pipeline-suite.js')).identityPipelineSuite,
+  (await import('./profiles-suite.js')).profilesSuite,
 ];
 
 const USAGE = 'usage: npm run bench -- [suite] [--scale small|default|large|<number>]';

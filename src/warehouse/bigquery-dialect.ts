@@ -115,6 +115,10 @@ export class BigQueryDialect extends Dialect {
     return 'UNION DISTINCT';
   }
 
+  argMax(value: string, by: string): string {
+    return `ARRAY_AGG(${value} ORDER BY ${by} DESC LIMIT 1)[OFFSET(0)]`;
+  }
+
   argMin(value: string, by: string): string {
     return `ARRAY_AGG(${value} ORDER BY ${by} LIMIT 1)[OFFSET(0)]`;
   }

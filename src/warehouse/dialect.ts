@@ -189,6 +189,9 @@ export abstract class Dialect {
   /** The `value` of the row with the smallest `by` in the group. */
   abstract argMin(value: string, by: string): string;
 
+  /** The `value` of the row with the largest `by` in the group. */
+  abstract argMax(value: string, by: string): string;
+
   /** A boolean aggregate: true when any input is true. */
   abstract boolOr(expression: string): string;
 

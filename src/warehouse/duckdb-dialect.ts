@@ -69,6 +69,10 @@ export class DuckDbDialect extends Dialect {
     return `json_object(${pairs.map(([key, value]) => `${this.stringLiteral(key)}, ${value}`).join(', ')})`;
   }
 
+  argMax(value: string, by: string): string {
+    return `arg_max(${value}, ${by})`;
+  }
+
   argMin(value: string, by: string): string {
     return `arg_min(${value}, ${by})`;
   }

@@ -117,6 +117,10 @@ export class SnowflakeDialect extends Dialect {
     return '(SEQ8() + 1)';
   }
 
+  argMax(value: string, by: string): string {
+    return `MAX_BY(${value}, ${by})`;
+  }
+
   argMin(value: string, by: string): string {
     return `MIN_BY(${value}, ${by})`;
   }
