@@ -43,7 +43,7 @@ export async function buildIdentityEdges(
     const state = new Map((await session.query(readMetaSql(d, meta))).map((row) => [String(row['name']), String(row['value'])]));
     const version = Number(state.get('edges_version') ?? 0) + 1;
     const existing = await session.describe(node.relation);
-    const incremental = !fullRefresh && existing?.kind === 'table' && existing.columns.some((c) => c.name === 'version') && state.get('edges_rules') === checksum;
+    const incremental = !fullRefresh && existing?.kind === 'table' && existing.columns.some((c) => c.name.toLowerCase() === 'version') && state.get('edges_rules') === checksum;
     const updates: [string, string][] = [['edges_version', String(version)], ['edges_rules', checksum]];
     if (!incremental) {
       const staging = d.stagingRelation(node.relation, 'tmp');

@@ -111,7 +111,7 @@ export async function buildIdentityGraph(
     for (const sql of [...stateTablesSql(d, r), ...graphStateTablesSql(d, state), createMetaSql(d, meta)]) await steps.run(sql);
     const stored = new Map((await session.query(readMetaSql(d, meta))).map((row) => [String(row['name']), String(row['value'])]));
     const edgesInfo = await session.describe(edges);
-    const versioned = edgesInfo?.columns.some((c) => c.name === 'version') ?? false;
+    const versioned = edgesInfo?.columns.some((c) => c.name.toLowerCase() === 'version') ?? false;
     const edgesVersion = versioned ? Number((await session.query(`SELECT COALESCE(MAX(version), 0) AS ${d.quoteIdentifier('v')} FROM ${d.quoteRelation(edges)}`))[0]?.['v'] ?? 0) : 0;
     const graphVersion = stored.get('graph_version');
     const existing = await session.describe(graph);

@@ -19,13 +19,15 @@ export async function checkEdgeSourceColumns(
     if (!relation) continue; // an ephemeral model: nothing to describe, the build reports it
     const info = await session.describe(relation);
     if (!info) continue;
+    // Engines that fold unquoted names (Snowflake) report them in another case.
     const columns = info.columns.map((c) => c.name);
+    const has = (column: string) => columns.some((c) => c.toLowerCase() === column.toLowerCase());
     const wanted = [
       ...source.identifiers.map((i) => ({ key: `identifiers.${i.type}`, column: i.column })),
       { key: 'timestamp', column: source.timestampColumn },
     ];
     for (const { key, column } of wanted) {
-      if (!columns.includes(column)) {
+      if (!has(column)) {
         const from = source.from.kind === 'ref' ? source.from.name : `${source.from.source}.${source.from.table}`;
         throw new ConfigError('edge-source-column-missing', `Edge source \`${source.name}\` maps \`${key}\` to column \`${column}\`, which ${from} does not have`, {
           at: { ...source.at, key: `${source.at.key}.${key}` },

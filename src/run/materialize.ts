@@ -164,7 +164,8 @@ function checkSchema(node: ModelNode, existing: string[], staged: string[]): voi
     });
   }
   for (const key of node.config.uniqueKey) {
-    if (!staged.includes(key)) {
+    // Compared without case: Snowflake reports unquoted names upper-cased.
+    if (!staged.some((column) => column.toLowerCase() === key.toLowerCase())) {
       throw new WarehouseError('unique-key-missing', `unique_key column \`${key}\` is not a column of ${node.name}`, { at: { file: node.path } });
     }
   }

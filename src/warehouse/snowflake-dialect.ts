@@ -78,7 +78,7 @@ export class SnowflakeDialect extends Dialect {
       `FROM ${catalog}INFORMATION_SCHEMA.TABLES AS t`,
       `LEFT JOIN ${catalog}INFORMATION_SCHEMA.COLUMNS AS c`,
       '  ON c.table_catalog = t.table_catalog AND c.table_schema = t.table_schema AND c.table_name = t.table_name',
-      `WHERE t.table_schema = ${this.stringLiteral(relation.schema)} AND t.table_name = ${this.stringLiteral(relation.name)}`,
+      `WHERE t.table_schema = ${this.stringLiteral(foldName(relation.schema))} AND t.table_name = ${this.stringLiteral(foldName(relation.name))}`,
       'ORDER BY c.ordinal_position',
     ].join('\n');
   }
@@ -117,6 +117,15 @@ export class SnowflakeDialect extends Dialect {
     return '(SEQ8() + 1)';
   }
 
+  /**
+   * Snowflake folds unquoted names to upper case, and dbt users write unquoted aliases in their
+   * models. A simple name is therefore quoted in its folded form, so `customer_id` from YAML and
+   * an unquoted `customer_id` alias in a model name the same column. Other names keep their case.
+   */
+  override quoteIdentifier(identifier: string): string {
+    return super.quoteIdentifier(foldName(identifier));
+  }
+
   argMax(value: string, by: string): string {
     return `MAX_BY(${value}, ${by})`;
   }
@@ -132,4 +141,9 @@ export class SnowflakeDialect extends Dialect {
   arrayAgg(expression: string, orderBy?: string): string {
     return orderBy ? `ARRAY_AGG(${expression}) WITHIN GROUP (ORDER BY ${orderBy})` : `ARRAY_AGG(${expression})`;
   }
+}
+
+/** How Snowflake stores an unquoted name. */
+export function foldName(name: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_$]*$/.test(name) ? name.toUpperCase() : name;
 }

@@ -157,7 +157,7 @@ class SnowflakeSession implements Session {
   }
 
   async query(sql: string): Promise<Row[]> {
-    return (await this.run(sql, false)).rows as Row[];
+    return ((await this.run(sql, false)).rows as Row[]).map(foldedKeys);
   }
 
   /** The result stays on the server; each batch is one ranged `streamRows` read. */
@@ -167,7 +167,7 @@ class SnowflakeSession implements Session {
     for (let start = 0; start < total; start += batchSize) {
       const batch: Row[] = [];
       try {
-        for await (const row of statement.streamRows({ start, end: Math.min(start + batchSize, total) - 1 })) batch.push(row as Row);
+        for await (const row of statement.streamRows({ start, end: Math.min(start + batchSize, total) - 1 })) batch.push(foldedKeys(row as Row));
       } catch (error) {
         throw this.error(error);
       }
@@ -249,6 +249,17 @@ async function loadSdk(): Promise<SnowflakeConnectionFactory> {
   // The driver logs to stdout by default, which would corrupt `--log-format json` output.
   api.configure({ logLevel: 'OFF' });
   return (options) => api.createConnection(options);
+}
+
+/**
+ * Snowflake returns unquoted names in upper case (`COUNT(*) AS n` comes back as `N`); callers
+ * read the lower-case names they wrote, as on the other engines. Mixed-case keys were quoted on
+ * purpose and stay as they are.
+ */
+function foldedKeys(row: Row): Row {
+  const out: Row = {};
+  for (const [key, value] of Object.entries(row)) out[/^[A-Z_][A-Z0-9_$]*$/.test(key) ? key.toLowerCase() : key] = value;
+  return out;
 }
 
 function sdkVersion(): string {

@@ -38,7 +38,8 @@ describe('cdp on the repo-root project', () => {
     const sf = await project.cdp(['compile', '--target', 'snowflake'], env);
     expect(sf.code).toBe(0);
     const sfSql = project.read('target/compiled/cdp_demo/models/staging/stg_bookings.sql');
-    expect(sfSql).toContain('"ANALYTICS"."raw"."bookings"');
+    // Simple names are quoted in Snowflake's folded upper case, matching unquoted aliases in models.
+    expect(sfSql).toContain('"ANALYTICS"."RAW"."BOOKINGS"');
     const manifest = project.json<{ metadata: { target: { type: string } } }>('target/manifest.json');
     expect(manifest.metadata.target.type).toBe('snowflake');
     for (const file of listFiles(project.path('target'))) {

@@ -329,9 +329,9 @@ describe('SnowflakeWarehouse', () => {
     expect(await warehouse.loadFile(relation, 'seeds/countries.csv', 'csv')).toEqual({ rowsAffected: 3 });
 
     const at = '"ANALYTICS"."RAW"';
-    const stage = `${at}\\."cdp_load_[0-9a-f]{8}"`;
-    const format = `${at}\\."cdp_load_[0-9a-f]{8}_format"`;
-    const staging = `${at}."countries__cdp_load"`;
+    const stage = `${at}\\."CDP_LOAD_[0-9A-F]{8}"`;
+    const format = `${at}\\."CDP_LOAD_[0-9A-F]{8}_FORMAT"`;
+    const staging = `${at}."COUNTRIES__CDP_LOAD"`;
     const file = `file://${path.resolve('seeds/countries.csv')}`;
     const sql = fake.statements.map((s) => s.sql);
     const expected: (string | RegExp)[] = [
@@ -342,7 +342,7 @@ describe('SnowflakeWarehouse', () => {
       new RegExp(`^CREATE OR REPLACE TABLE ${staging.replaceAll('.', '\\.')} USING TEMPLATE \\(\\n.*OBJECT_CONSTRUCT\\(\\*\\).*\\n.*INFER_SCHEMA\\(LOCATION => '@${stage}', FILE_FORMAT => '${format}'\\)`),
       new RegExp(`^COPY INTO ${staging.replaceAll('.', '\\.')} FROM @${stage} FILE_FORMAT = \\(FORMAT_NAME = '${format}'\\) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE$`),
       /INFORMATION_SCHEMA\.TABLES/,
-      `ALTER TABLE ${at}."countries" SWAP WITH ${staging}`,
+      `ALTER TABLE ${at}."COUNTRIES" SWAP WITH ${staging}`,
       `DROP TABLE IF EXISTS ${staging}`,
       new RegExp(`^DROP STAGE IF EXISTS ${stage}$`),
       new RegExp(`^DROP FILE FORMAT IF EXISTS ${format}$`),

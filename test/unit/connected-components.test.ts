@@ -26,7 +26,7 @@ import { BigQueryDialect } from '../../src/warehouse/bigquery-dialect.js';
 import type { Dialect, DialectName } from '../../src/warehouse/dialect.js';
 import { DuckDbDialect } from '../../src/warehouse/duckdb-dialect.js';
 import { DuckDbWarehouse } from '../../src/warehouse/duckdb-warehouse.js';
-import { SnowflakeDialect } from '../../src/warehouse/snowflake-dialect.js';
+import { SnowflakeDialect, foldName } from '../../src/warehouse/snowflake-dialect.js';
 import type { Session } from '../../src/warehouse/warehouse.js';
 import { Rng } from '../../src/generate/prng.js';
 
@@ -51,12 +51,15 @@ function sqlCase<T>(feature: string, render: (d: Dialect) => T, expected: PerDia
   });
 }
 
+const sfq: Q = (s) => `"${foldName(s)}"`;
+
 /** Same SQL on every engine once the quoting style is filled in. */
 function quoted<T>(template: (q: Q) => T): PerDialect<T> {
   return {
     duckdb: template((s) => `"${s}"`),
     bigquery: template((s) => `\`${s}\``),
-    snowflake: template((s) => `"${s}"`),
+    // Snowflake quotes simple names in their folded, upper-case form.
+    snowflake: template(sfq),
   };
 }
 
@@ -215,7 +218,7 @@ sqlCase('mergeBackSql', (d) => mergeBackSql(d, rel('components'), rel('rc')), {
   duckdb: ['BEGIN TRANSACTION', deleteExists(dq), insertBack(dq), 'COMMIT'],
   // One script: BigQuery has no transaction spanning separate jobs.
   bigquery: [`BEGIN TRANSACTION;\n${deleteExists(bq)};\n${insertBack(bq)};\nCOMMIT TRANSACTION;`],
-  snowflake: ['BEGIN TRANSACTION', `DELETE FROM ${R(dq, 'components')} AS tgt USING ${R(dq, 'rc')} AS src WHERE tgt."node" = src."node"`, insertBack(dq), 'COMMIT'],
+  snowflake: ['BEGIN TRANSACTION', `DELETE FROM ${R(sfq, 'components')} AS tgt USING ${R(sfq, 'rc')} AS src WHERE tgt."NODE" = src."NODE"`, insertBack(sfq), 'COMMIT'],
 });
 
 describe('componentsPlan', () => {

@@ -3,7 +3,7 @@ import type { Relation } from '../../src/compile/node.js';
 import { BigQueryDialect } from '../../src/warehouse/bigquery-dialect.js';
 import type { Dialect, DialectName } from '../../src/warehouse/dialect.js';
 import { DuckDbDialect } from '../../src/warehouse/duckdb-dialect.js';
-import { SnowflakeDialect } from '../../src/warehouse/snowflake-dialect.js';
+import { SnowflakeDialect, foldName } from '../../src/warehouse/snowflake-dialect.js';
 
 /*
  * Kysely-style: one table of exact SQL per feature, checked against every dialect, so a change
@@ -27,7 +27,8 @@ function quoted(template: (q: (s: string) => string) => string): PerDialect<stri
   return {
     duckdb: template((s) => `"${s}"`),
     bigquery: template((s) => `\`${s}\``),
-    snowflake: template((s) => `"${s}"`),
+    // Snowflake quotes simple names in their upper-case folded form (see SnowflakeDialect).
+    snowflake: template((s) => `"${foldName(s)}"`),
   };
 }
 
@@ -38,7 +39,7 @@ const S = (q: (s: string) => string) => `${q('analytics')}.${q('marts')}.${q('or
 
 describe('quoteIdentifier', () => {
   const cases: { input: string; expected: PerDialect<string> }[] = [
-    { input: 'orders', expected: { duckdb: '"orders"', bigquery: '`orders`', snowflake: '"orders"' } },
+    { input: 'orders', expected: { duckdb: '"orders"', bigquery: '`orders`', snowflake: '"ORDERS"' } },
     { input: 'Mixed Case', expected: { duckdb: '"Mixed Case"', bigquery: '`Mixed Case`', snowflake: '"Mixed Case"' } },
     { input: 'a"b', expected: { duckdb: '"a""b"', bigquery: '`a"b`', snowflake: '"a""b"' } },
     // Plain strings below (String.raw would keep the backslash of "\`"): '\\' is one backslash.
@@ -93,8 +94,8 @@ sqlCase('swapTable (existing table)', (d) => d.swapTable(rel, staging, 'table'),
     'DROP TABLE IF EXISTS `analytics`.`marts`.`orders__cdp_tmp`',
   ],
   snowflake: [
-    'ALTER TABLE "analytics"."marts"."orders" SWAP WITH "analytics"."marts"."orders__cdp_tmp"',
-    'DROP TABLE IF EXISTS "analytics"."marts"."orders__cdp_tmp"',
+    'ALTER TABLE "ANALYTICS"."MARTS"."ORDERS" SWAP WITH "ANALYTICS"."MARTS"."ORDERS__CDP_TMP"',
+    'DROP TABLE IF EXISTS "ANALYTICS"."MARTS"."ORDERS__CDP_TMP"',
   ],
 });
 
@@ -106,8 +107,8 @@ sqlCase('swapTable (existing view)', (d) => d.swapTable(rel, staging, 'view'), {
     'DROP TABLE IF EXISTS `analytics`.`marts`.`orders__cdp_tmp`',
   ],
   snowflake: [
-    'DROP VIEW IF EXISTS "analytics"."marts"."orders"',
-    'ALTER TABLE "analytics"."marts"."orders__cdp_tmp" RENAME TO "analytics"."marts"."orders"',
+    'DROP VIEW IF EXISTS "ANALYTICS"."MARTS"."ORDERS"',
+    'ALTER TABLE "ANALYTICS"."MARTS"."ORDERS__CDP_TMP" RENAME TO "ANALYTICS"."MARTS"."ORDERS"',
   ],
 });
 
@@ -117,7 +118,7 @@ sqlCase('swapTable (nothing there)', (d) => d.swapTable(rel, staging, undefined)
     'CREATE OR REPLACE TABLE `analytics`.`marts`.`orders` AS SELECT * FROM `analytics`.`marts`.`orders__cdp_tmp`',
     'DROP TABLE IF EXISTS `analytics`.`marts`.`orders__cdp_tmp`',
   ],
-  snowflake: ['ALTER TABLE "analytics"."marts"."orders__cdp_tmp" RENAME TO "analytics"."marts"."orders"'],
+  snowflake: ['ALTER TABLE "ANALYTICS"."MARTS"."ORDERS__CDP_TMP" RENAME TO "ANALYTICS"."MARTS"."ORDERS"'],
 });
 
 sqlCase('atomically (ddl)', (d) => d.atomically(['A', 'B'], 'ddl'), {
@@ -158,6 +159,8 @@ sqlCase('merge (key columns only: no UPDATE clause)', (d) => d.merge({ ...mergeS
   `WHEN NOT MATCHED THEN INSERT (${q('id')}, ${q('status')}) VALUES (src.${q('id')}, src.${q('status')})`,
 ].join('\n')));
 
+/** Snowflake's quoting: simple names in their folded, upper-case form. */
+const sf = (s: string) => `"${foldName(s)}"`;
 const insertBack = (q: (s: string) => string) => `INSERT INTO ${T(q)} (${q('id')}, ${q('status')}) SELECT ${q('id')}, ${q('status')} FROM ${S(q)}`;
 const deleteExists = (q: (s: string) => string) =>
   `DELETE FROM ${T(q)} AS tgt WHERE EXISTS (SELECT 1 FROM ${S(q)} AS src WHERE tgt.${q('id')} = src.${q('id')})`;
@@ -165,7 +168,7 @@ const deleteExists = (q: (s: string) => string) =>
 sqlCase('deleteInsert', (d) => d.deleteInsert(mergeSpec), {
   duckdb: [deleteExists((s) => `"${s}"`), insertBack((s) => `"${s}"`)],
   bigquery: [deleteExists((s) => `\`${s}\``), insertBack((s) => `\`${s}\``)],
-  snowflake: [`DELETE FROM ${T((s) => `"${s}"`)} AS tgt USING ${S((s) => `"${s}"`)} AS src WHERE tgt."id" = src."id"`, insertBack((s) => `"${s}"`)],
+  snowflake: [`DELETE FROM ${T(sf)} AS tgt USING ${S(sf)} AS src WHERE tgt."ID" = src."ID"`, insertBack(sf)],
 });
 
 const violations = (q: (s: string) => string, alias: (s: string) => string) => [
@@ -178,7 +181,7 @@ sqlCase('keyViolations', (d) => d.keyViolations(staging, ['id', 'day']), {
   duckdb: violations((s) => `"${s}"`, (s) => s),
   bigquery: violations((s) => `\`${s}\``, (s) => s),
   // Unquoted aliases would come back upper-cased.
-  snowflake: violations((s) => `"${s}"`, (s) => `"${s}"`),
+  snowflake: violations(sf, (s) => `"${s}"`),
 });
 
 sqlCase('describeRelation', (d) => d.describeRelation(rel), {
@@ -200,10 +203,10 @@ sqlCase('describeRelation', (d) => d.describeRelation(rel), {
   ].join('\n'),
   snowflake: [
     'SELECT c.column_name AS "column_name", c.data_type AS "data_type", t.table_type AS "table_type"',
-    'FROM "analytics".INFORMATION_SCHEMA.TABLES AS t',
-    'LEFT JOIN "analytics".INFORMATION_SCHEMA.COLUMNS AS c',
+    'FROM "ANALYTICS".INFORMATION_SCHEMA.TABLES AS t',
+    'LEFT JOIN "ANALYTICS".INFORMATION_SCHEMA.COLUMNS AS c',
     '  ON c.table_catalog = t.table_catalog AND c.table_schema = t.table_schema AND c.table_name = t.table_name',
-    "WHERE t.table_schema = 'marts' AND t.table_name = 'orders'",
+    "WHERE t.table_schema = 'MARTS' AND t.table_name = 'ORDERS'",
     'ORDER BY c.ordinal_position',
   ].join('\n'),
 });
@@ -211,7 +214,7 @@ sqlCase('describeRelation', (d) => d.describeRelation(rel), {
 sqlCase('describeRelation escapes names as literals', (d) => d.describeRelation({ database: 'db', schema: 's', name: "o'k" }).split('\n')[4], {
   duckdb: "WHERE t.table_catalog = 'db' AND t.table_schema = 's' AND t.table_name = 'o''k'",
   bigquery: String.raw`WHERE t.table_name = 'o\'k'`,
-  snowflake: String.raw`WHERE t.table_schema = 's' AND t.table_name = 'o\'k'`,
+  snowflake: String.raw`WHERE t.table_schema = 'S' AND t.table_name = 'o\'k'`,
 });
 
 sqlCase('sha256Hex', (d) => d.sha256Hex('email'), { duckdb: 'sha256(email)', bigquery: 'TO_HEX(SHA256(email))', snowflake: 'SHA2(email, 256)' });

@@ -537,10 +537,10 @@ describe('BigQuery and Snowflake text', () => {
     expect(sql).toContain('REGEXP_CONTAINS(');
   });
 
-  it('Snowflake: lower-case result keys through quoted aliases', () => {
+  it('Snowflake: simple names quoted in their folded upper case; the session lower-cases result keys', () => {
     const sf = new SnowflakeDialect();
     const sql = mergeRunsSql(sf, relations('ANALYTICS', 'cdp'));
-    expect(sql).toContain('SELECT "run_id" AS run_id, "logged_at" AS logged_at, "reason" AS reason FROM "ANALYTICS"."cdp"."identity_merges"');
-    expect(sql).toContain('SELECT run_id AS "run_id", logged_at AS "logged_at", merges AS "merges", splits AS "splits"');
+    expect(sql).toContain('SELECT "RUN_ID" AS run_id, "LOGGED_AT" AS logged_at, "REASON" AS reason FROM "ANALYTICS"."CDP"."IDENTITY_MERGES"');
+    expect(sql).toContain('SELECT run_id AS "RUN_ID", logged_at AS "LOGGED_AT", merges AS "MERGES", splits AS "SPLITS"');
   });
 });
