@@ -61,12 +61,15 @@ export async function buildIdentityEdges(
     const links = steps.scratch('edges_links');
     const ranks = steps.scratch('edges_ranks');
     await steps.create(touched, touchedSql(d, delta));
+    // Ranks are computed before the transaction, from the edges plus the delta (what the merge
+    // will produce), so the transaction holds DML only: BigQuery allows no DDL in one, and
+    // Snowflake would commit at the first.
+    await steps.create(links, touchedLinksSql(d, node.relation, delta, touched));
+    await steps.create(ranks, partnerRanksSql(d.quoteRelation(links), d.quoteRelation(touched)));
     await steps.runAll(d.atomically([
       mergeDeltaSql(d, node.relation, delta, version),
-      d.createTableAs(links, touchedLinksSql(d, node.relation, touched)),
-      d.createTableAs(ranks, partnerRanksSql(d.quoteRelation(links), d.quoteRelation(touched))),
       ...updateRanksSql(d, node.relation, ranks, version),
-      `UPDATE ${d.quoteRelation(node.relation)} SET status = ${edgeStatusSql(rules, d.quoteRelation(node.relation))} WHERE version = ${version}`,
+      `UPDATE ${d.quoteRelation(node.relation)} AS tgt SET status = ${edgeStatusSql(rules, 'tgt')} WHERE tgt.version = ${version}`,
       ...writeMetaSql(d, meta, updates),
     ], 'dml'));
     return { executed: steps.executed, rowsAffected, mode: 'incremental' };
@@ -92,16 +95,26 @@ WHEN NOT MATCHED THEN INSERT (type_a, value_a, type_b, value_b, source, rule, fi
   VALUES (src.type_a, src.value_a, src.type_b, src.value_b, src.source, src.rule, src.first_seen, src.last_seen, src.verified, src.row_count, NULL, NULL, NULL, NULL, 'active', ${version})`;
 }
 
-/** Every pair that touches a touched identifier, aggregated over sources: what their ranks need. */
-export function touchedLinksSql(d: Dialect, edges: Relation, touched: Relation): string {
-  const e = d.quoteRelation(edges);
+/**
+ * Every pair that touches a touched identifier, over the edges and the delta together (what the
+ * merge will produce), aggregated over sources: what their ranks need. Rows may repeat; the
+ * aggregates do not mind.
+ */
+export function touchedLinksSql(d: Dialect, edges: Relation, delta: Relation, touched: Relation): string {
   const k = d.quoteRelation(touched);
-  return `SELECT type_a, value_a, type_b, value_b, ${d.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
-FROM (
-  SELECT e.* FROM ${e} AS e JOIN ${k} AS k ON k.t = e.type_a AND k.v = e.value_a
-  ${d.unionDistinct()}
-  SELECT e.* FROM ${e} AS e JOIN ${k} AS k ON k.t = e.type_b AND k.v = e.value_b
-) AS x
+  const columns = 'type_a, value_a, type_b, value_b, verified, first_seen';
+  return `WITH candidate_rows AS (
+  SELECT ${columns} FROM ${d.quoteRelation(edges)}
+  UNION ALL
+  SELECT ${columns} FROM ${d.quoteRelation(delta)}
+),
+hit AS (
+  SELECT x.* FROM candidate_rows AS x JOIN ${k} AS k ON k.t = x.type_a AND k.v = x.value_a
+  UNION ALL
+  SELECT x.* FROM candidate_rows AS x JOIN ${k} AS k ON k.t = x.type_b AND k.v = x.value_b
+)
+SELECT type_a, value_a, type_b, value_b, ${d.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
+FROM hit
 GROUP BY type_a, value_a, type_b, value_b`;
 }
 
@@ -109,9 +122,10 @@ export function updateRanksSql(d: Dialect, edges: Relation, ranks: Relation, ver
   const e = d.quoteRelation(edges);
   const r = d.quoteRelation(ranks);
   return [
-    `UPDATE ${e} SET partners_a = r.partners, rank_ab = r.partner_rank, version = ${version}
-FROM ${r} AS r WHERE r.t = ${e}.type_a AND r.v = ${e}.value_a AND r.pt = ${e}.type_b AND r.pv = ${e}.value_b`,
-    `UPDATE ${e} SET partners_b = r.partners, rank_ba = r.partner_rank, version = ${version}
-FROM ${r} AS r WHERE r.t = ${e}.type_b AND r.v = ${e}.value_b AND r.pt = ${e}.type_a AND r.pv = ${e}.value_a`,
+    // The target is aliased: BigQuery does not resolve columns qualified by a project.dataset.table name.
+    `UPDATE ${e} AS tgt SET partners_a = r.partners, rank_ab = r.partner_rank, version = ${version}
+FROM ${r} AS r WHERE r.t = tgt.type_a AND r.v = tgt.value_a AND r.pt = tgt.type_b AND r.pv = tgt.value_b`,
+    `UPDATE ${e} AS tgt SET partners_b = r.partners, rank_ba = r.partner_rank, version = ${version}
+FROM ${r} AS r WHERE r.t = tgt.type_b AND r.v = tgt.value_b AND r.pt = tgt.type_a AND r.pv = tgt.value_a`,
   ];
 }

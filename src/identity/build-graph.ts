@@ -128,13 +128,13 @@ export async function buildIdentityGraph(
     await steps.run(d.dropRelation(staging, 'table'));
     await steps.create(staging, graphOutputSql(d, r));
     const rowsAffected = await steps.count(staging);
-    // The graph and the state that explains it move together: both or neither.
-    await steps.runAll(d.atomically([
-      ...d.swapTable(graph, staging, existing?.kind),
-      ...commitStateSql(d, r, runId),
-      ...saveGraphStateSql(d, state, r),
-      ...writeMetaSql(d, meta, versionEntry),
-    ], 'ddl'));
+    // The state that keeps ids stable commits as one DML transaction; where DDL is transactional
+    // (DuckDB) the graph swap joins it. Elsewhere the state goes first: after a crash between the
+    // two, the next run recomputes the graph from the committed state, with the same ids.
+    const stateSql = [...commitStateSql(d, r, runId), ...saveGraphStateSql(d, state, r), ...writeMetaSql(d, meta, versionEntry)];
+    const swap = d.swapTable(graph, staging, existing?.kind);
+    await steps.runAll(d.capabilities.transactionalDdl ? d.atomically([...swap, ...stateSql], 'ddl') : d.atomically(stateSql, 'dml'));
+    if (!d.capabilities.transactionalDdl) await steps.runAll(swap);
     return { executed: steps.executed, rowsAffected, components: steps.components, demotions, splits, mode: 'full' };
   } finally {
     await steps.dropScratch();

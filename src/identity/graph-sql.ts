@@ -237,7 +237,7 @@ export function commitStateSql(d: Dialect, r: GraphRelations, runId: string, sco
   const cols = (names: readonly (readonly [string, string])[]) => names.map(([n]) => d.quoteIdentifier(n));
   const idMap = d.quoteRelation(r.idMap);
   const clearMap = scope
-    ? `DELETE FROM ${idMap} WHERE EXISTS (\n  SELECT 1 FROM ${d.quoteRelation(scope)} AS s WHERE s.identifier_type = ${idMap}.identifier_type AND s.identifier_value = ${idMap}.identifier_value\n)`
+    ? `DELETE FROM ${idMap} AS tgt WHERE EXISTS (\n  SELECT 1 FROM ${d.quoteRelation(scope)} AS s WHERE s.identifier_type = tgt.identifier_type AND s.identifier_value = tgt.identifier_value\n)`
     : `DELETE FROM ${idMap} WHERE 1 = 1`;
   return [
     d.insertInto(r.mergeLog, STATE_COLUMNS.mergeLog.map(([n]) => n), `SELECT ${cols(STATE_COLUMNS.mergeLog).join(', ')} FROM ${d.quoteRelation(r.changes)}`),

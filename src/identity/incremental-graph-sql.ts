@@ -93,8 +93,8 @@ WHERE NOT EXISTS (SELECT 1 FROM ${e} AS e WHERE e.type_a = s.identifier_type AND
 /** Rows of `table` whose identifier is in `scope` are removed (before the scope's new rows go in). */
 export function deleteScopeSql(d: Dialect, table: Relation, scope: Relation): string {
   const t = d.quoteRelation(table);
-  return `DELETE FROM ${t} WHERE EXISTS (
-  SELECT 1 FROM ${d.quoteRelation(scope)} AS s WHERE s.identifier_type = ${t}.identifier_type AND s.identifier_value = ${t}.identifier_value
+  return `DELETE FROM ${t} AS tgt WHERE EXISTS (
+  SELECT 1 FROM ${d.quoteRelation(scope)} AS s WHERE s.identifier_type = tgt.identifier_type AND s.identifier_value = tgt.identifier_value
 )`;
 }
 

@@ -44,10 +44,10 @@ GROUP BY x.node`;
 export function cutBetweenLabelsSql(d: Dialect, r: GraphRelations, labels: Relation): string {
   const l = d.quoteRelation(r.links);
   const lab = d.quoteRelation(labels);
-  return `DELETE FROM ${l}
+  return `DELETE FROM ${l} AS tgt
 WHERE EXISTS (
   SELECT 1 FROM ${lab} AS a JOIN ${lab} AS b ON a.label <> b.label
-  WHERE a.node = ${l}.src AND b.node = ${l}.dst
+  WHERE a.node = tgt.src AND b.node = tgt.dst
 )`;
 }
 
