@@ -13,7 +13,8 @@ import type { IdentifierRef, IdentityRules } from './rules.js';
  * Rounds grow with the component's diameter, but only components named in a rule are visited.
  */
 
-function nodeOf(d: Dialect, r: GraphRelations, rules: IdentityRules, ref: IdentifierRef): string {
+/** The node id of an identifier named in a split rule, normalised as its type says. */
+export function nodeOf(d: Dialect, r: GraphRelations, rules: IdentityRules, ref: IdentifierRef): string {
   const type = rules.types.find((t) => t.name === ref.type)!;
   return `(SELECT node FROM ${d.quoteRelation(r.nodes)} WHERE identifier_type = ${d.stringLiteral(ref.type)} AND identifier_value = ${normalizeSql(d, type.normalizer, d.stringLiteral(ref.value))})`;
 }
