@@ -10,6 +10,8 @@ import { registerExecuteCommands } from './commands/execute.js';
 import { registerIdentityCommand } from './commands/identity.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerLsCommand } from './commands/ls.js';
+import { registerPlanCommand } from './commands/plan.js';
+import { registerSyncCommand } from './commands/sync.js';
 import { CommandContext } from './context.js';
 
 export interface MainOptions {
@@ -32,6 +34,8 @@ export function buildProgram(ctx: CommandContext): Command {
   registerLsCommand(program, ctx);
   registerIdentityCommand(program, ctx);
   registerAudienceCommand(program, ctx);
+  registerPlanCommand(program, ctx);
+  registerSyncCommand(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

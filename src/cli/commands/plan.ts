@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { ConfigError, ExitCode } from '../../errors.js';
+import { redact } from '../../project/secrets.js';
+import { planDestination, SyncPlanError } from '../../sync/plan.js';
+import { planMarkdown, planText, type PlanEntry } from '../../sync/report.js';
+import { prepareSync } from '../../sync/session.js';
+import { openWarehouse } from '../../warehouse/engines.js';
+import type { CommandContext } from '../context.js';
+import { addProjectOptions, toProjectFlags, type CliFlags } from '../options.js';
+import { write } from '../text-output.js';
+
+interface PlanFlags extends CliFlags {
+  json?: boolean;
+  format?: string;
+}
+
+/** `cdp plan`: what `cdp sync` would send, per destination (docs/destinations.md). Sends nothing, writes no state. */
+export function registerPlanCommand(program: Command, ctx: CommandContext): void {
+  addProjectOptions(program.command('plan'))
+    .description('show what `cdp sync` would send per destination: adds, changes, removes, samples and rejected rows; sends nothing')
+    .option('--json', 'print the plan as JSON')
+    .option('--format <format>', 'text or markdown (for a pull-request comment)', 'text')
+    .action(async (flags: PlanFlags) => {
+      ctx.exitCode = await planCommand(flags, ctx);
+    });
+}
+
+async function planCommand(flags: PlanFlags, ctx: CommandContext): Promise<ExitCode> {
+  const format = flags.json ? 'json' : flags.format ?? 'text';
+  if (!['text', 'json', 'markdown'].includes(format)) throw new ConfigError('bad-option', `--format must be text, json or markdown, got ${JSON.stringify(flags.format)}`);
+  const logger = ctx.logger(flags.logFormat);
+  const { prepared, contracts } = prepareSync(toProjectFlags(flags), logger, ctx.env);
+  const warehouse = await openWarehouse(prepared.project.profile.target);
+  const entries: PlanEntry[] = [];
+  try {
+    const session = await warehouse.session();
+    try {
+      for (const contract of contracts) {
+        try {
+          entries.push({ contract, plan: await planDestination(session, prepared.dialect, contract) });
+        } catch (error) {
+          if (!(error instanceof SyncPlanError)) throw error;
+          entries.push({ contract, error: error.describe() });
+        }
+      }
+    } finally {
+      await session.close().catch(() => undefined);
+    }
+  } finally {
+    await warehouse.close();
+  }
+  const target = prepared.project.profile.target.name;
+  if (format === 'json') {
+    const json = {
+      target,
+      destinations: entries.map(({ contract: c, plan, error }) => (plan ? { status: 'planned', ...plan } : { destination: c.name, model: c.model, type: c.type, status: 'failed', error })),
+    };
+    ctx.out.write(redact(JSON.stringify(json, null, 2)));
+  } else {
+    write(ctx, format === 'markdown' ? planMarkdown(entries, target) : planText(entries, target));
+  }
+  const failed = entries.filter((e) => !e.plan);
+  for (const e of failed) if (format !== 'text') ctx.err.write(redact(`Error: ${e.error ?? ''}`));
+  return failed.length > 0 ? ExitCode.nodeFailed : ExitCode.success;
+}

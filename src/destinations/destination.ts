@@ -1,0 +1,71 @@
+/**
+ * The one seam between the sync engine (src/sync/) and a platform. A connector declares what it
+ * supports (checked against each contract before anything runs) and sends batches of records,
+ * answering per record. The engine has already applied consent, diffing and batching: a
+ * connector only ever sees rows that may leave the warehouse.
+ */
+
+export const SYNC_MODES = ['upsert', 'mirror', 'insert', 'add_remove'] as const;
+export type SyncMode = (typeof SYNC_MODES)[number];
+
+export const ON_REMOVE = ['nothing', 'clear', 'delete'] as const;
+export type OnRemove = (typeof ON_REMOVE)[number];
+
+export type RecordOp = 'add' | 'change' | 'remove';
+
+export interface DestinationCapabilities {
+  modes: readonly SyncMode[];
+  /** Largest batch the platform accepts in one call. */
+  maxBatchSize: number;
+  /** Target fields the platform has; `any` for schemaless targets (files, webhooks). */
+  fields: 'any' | readonly string[];
+}
+
+export interface OutboundRecord {
+  op: RecordOp;
+  /** The primary key, as text. */
+  key: string;
+  /** sha256(destination|key|payload_hash): identical for a resend of the same change. */
+  idempotencyKey: string;
+  payloadHash: string;
+  /** Mapped fields (for a remove: the payload last acknowledged, so identifiers are known). */
+  payload: Record<string, unknown>;
+  /** For removes: delete the record, or clear the mapped fields. */
+  removal?: 'delete' | 'clear';
+}
+
+export type RecordResult = { key: string; ok: true } | { key: string; ok: false; reason: string };
+
+export interface Destination {
+  readonly capabilities: DestinationCapabilities;
+  /**
+   * Sends one batch and resolves once the platform acknowledged it, with one result per record
+   * (any order). A rejected promise means nothing in the batch is known to be acknowledged.
+   */
+  send(batch: readonly OutboundRecord[]): Promise<RecordResult[]>;
+  close(): Promise<void>;
+}
+
+/** What the engine tells a connector when it opens it for one run of one contract. */
+export interface DestinationContext {
+  destination: string;
+  object: string;
+  runId: string;
+  /** The project root, for connectors that write files. */
+  projectRoot: string;
+  options: Record<string, unknown>;
+}
+
+/** A problem with a contract's `options`, as a key below `options` and a message. */
+export interface OptionProblem {
+  key: string;
+  message: string;
+}
+
+export interface DestinationType {
+  readonly type: string;
+  readonly capabilities: DestinationCapabilities;
+  /** Option keys this connector accepts, with a validator returning problems (empty when fine). */
+  validateOptions(options: Record<string, unknown>): OptionProblem[];
+  open(context: DestinationContext): Promise<Destination>;
+}

@@ -1,0 +1,22 @@
+import type { DestinationType } from './destination.js';
+import { fileDestination } from './file.js';
+
+/** Connectors by contract `type`. Tests (and future plugins) add their own with `registerDestinationType`. */
+const types = new Map<string, DestinationType>([[fileDestination.type, fileDestination]]);
+
+export function destinationType(type: string): DestinationType | undefined {
+  return types.get(type);
+}
+
+export function destinationTypeNames(): string[] {
+  return [...types.keys()].sort();
+}
+
+export function registerDestinationType(type: DestinationType): () => void {
+  const previous = types.get(type.type);
+  types.set(type.type, type);
+  return () => {
+    if (previous) types.set(type.type, previous);
+    else types.delete(type.type);
+  };
+}

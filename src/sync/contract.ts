@@ -1,0 +1,191 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Dag } from '../compile/graph.js';
+import type { Relation } from '../compile/node.js';
+import { didYouMean } from '../compile/suggest.js';
+import { ConfigError } from '../errors.js';
+import { YamlValue } from '../project/yaml-reader.js';
+import { ON_REMOVE, SYNC_MODES, type DestinationType, type OnRemove, type SyncMode } from '../destinations/destination.js';
+import { destinationType, destinationTypeNames } from '../destinations/registry.js';
+
+/** Destination contracts: `destinations/*.yml` at the project root (docs/destinations.md). */
+export const DESTINATIONS_DIR = 'destinations';
+
+export const FIELD_TYPES = ['string', 'number', 'integer', 'boolean'] as const;
+export type FieldType = (typeof FIELD_TYPES)[number];
+export const TRANSFORMS = ['trim', 'lower', 'sha256'] as const;
+export type Transform = (typeof TRANSFORMS)[number];
+
+export interface MappedField {
+  /** The field name at the destination. */
+  target: string;
+  /** The model column it is read from. */
+  column: string;
+  type?: FieldType;
+  transforms: Transform[];
+}
+
+export interface Contract {
+  file: string;
+  name: string;
+  description: string;
+  /** The model it reads, and its relation in the warehouse. */
+  model: string;
+  relation: Relation;
+  type: string;
+  connector: DestinationType;
+  object: string;
+  primaryKey: string;
+  /** Sorted by target field: the canonical order the payload hash is computed in. */
+  mapping: MappedField[];
+  mode: SyncMode;
+  onRemove: OnRemove;
+  batchSize: number;
+  consent: string[];
+  /** `consent_state` relation, when `consent` is not empty. */
+  consentRelation?: Relation;
+  options: Record<string, unknown>;
+}
+
+const KEYS = ['name', 'description', 'model', 'type', 'object', 'primary_key', 'mapping', 'mode', 'on_remove', 'batch_size', 'consent', 'options'] as const;
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const DEFAULT_BATCH_SIZE = 500;
+
+export function destinationsDirOf(projectRoot: string): string | undefined {
+  const dir = path.join(projectRoot, DESTINATIONS_DIR);
+  return existsSync(dir) && statSync(dir).isDirectory() ? dir : undefined;
+}
+
+export function destinationFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yml') || f.endsWith('.yaml'))
+    .sort()
+    .map((f) => path.join(dir, f));
+}
+
+/** Every contract of the project, validated against the DAG and the connectors' capabilities. */
+export function loadContracts(projectRoot: string, dag: Dag, projectName: string): Contract[] {
+  const dir = destinationsDirOf(projectRoot);
+  const contracts = (dir ? destinationFiles(dir) : []).map((file) => loadContract(YamlValue.read(file), dag, projectName));
+  const seen = new Map<string, string>();
+  for (const c of contracts) {
+    const other = seen.get(c.name);
+    if (other) {
+      throw new ConfigError('destination-duplicate', `Two destination contracts are named \`${c.name}\``, {
+        at: { file: c.file, key: 'name' },
+        hint: `Also defined in ${other}; names must be unique.`,
+      });
+    }
+    seen.set(c.name, c.file);
+  }
+  return contracts;
+}
+
+function relationOf(dag: Dag, projectName: string, name: string): { relation: Relation; ephemeral: boolean } | undefined {
+  for (const kind of ['model', 'seed']) {
+    const node = dag.nodes.get(`${kind}.${projectName}.${name}`);
+    if (node && 'relation' in node) {
+      return { relation: node.relation, ephemeral: node.resourceType === 'model' && node.config.materialized === 'ephemeral' };
+    }
+  }
+  return undefined;
+}
+
+export function loadContract(doc: YamlValue, dag: Dag, projectName: string): Contract {
+  doc.onlyKeys(KEYS);
+  const name = doc.child('name').string();
+  if (!NAME.test(name)) throw doc.child('name').error('destination-name', `\`name\` must be letters, digits and _, got ${JSON.stringify(name)}`);
+
+  const modelValue = doc.child('model');
+  const model = modelValue.string();
+  const found = relationOf(dag, projectName, model);
+  if (!found) {
+    const names = [...dag.nodes.values()].filter((n) => n.resourceType === 'model' || n.resourceType === 'seed').map((n) => n.name);
+    throw modelValue.error('destination-model-not-found', `\`model\` names \`${model}\`, which is not a model or seed of project \`${projectName}\``, didYouMean(model, names) || undefined);
+  }
+  if (found.ephemeral) throw modelValue.error('destination-model-ephemeral', `\`model\` \`${model}\` is ephemeral, so there is no relation to read; materialize it as a view or table`);
+
+  const typeValue = doc.child('type');
+  const type = typeValue.string();
+  const connector = destinationType(type);
+  if (!connector) {
+    throw typeValue.error('destination-type-unknown', `\`type\` is \`${type}\`, which is not a destination type`, `Types: ${destinationTypeNames().join(', ')}. ${didYouMean(type, destinationTypeNames())}`.trim());
+  }
+  const caps = connector.capabilities;
+
+  const modeValue = doc.child('mode');
+  const mode = modeValue.oneOf(SYNC_MODES, 'upsert');
+  if (!caps.modes.includes(mode)) {
+    throw modeValue.error('destination-mode-unsupported', `The \`${type}\` destination does not support mode \`${mode}\``, `Modes it supports: ${caps.modes.join(', ')}.`);
+  }
+  const onRemoveValue = doc.child('on_remove');
+  const onRemove = onRemoveValue.oneOf(ON_REMOVE, mode === 'mirror' || mode === 'add_remove' ? 'delete' : 'nothing');
+  if ((mode === 'mirror' || mode === 'add_remove') && onRemove !== 'delete') {
+    throw onRemoveValue.error('destination-on-remove', `Mode \`${mode}\` deletes rows that leave the model, so \`on_remove\` must be \`delete\` (or left out), got \`${onRemove}\``);
+  }
+
+  const batchValue = doc.child('batch_size');
+  const batchSize = batchValue.integer(Math.min(DEFAULT_BATCH_SIZE, caps.maxBatchSize), 1);
+  if (batchSize > caps.maxBatchSize) {
+    throw batchValue.error('destination-batch-too-large', `\`batch_size\` ${batchSize} is above the \`${type}\` destination's cap of ${caps.maxBatchSize}`);
+  }
+
+  const mappingValue = doc.child('mapping');
+  if (!mappingValue.exists || mappingValue.keys().length === 0) throw mappingValue.error('destination-mapping-missing', 'A contract needs a `mapping` with at least one field');
+  const mapping = mappingValue.entries().map(([target, value]) => mappedField(target, value, connector));
+  mapping.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+
+  const consentValue = doc.child('consent');
+  const consent = consentValue.stringList();
+  let consentRelation: Relation | undefined;
+  if (consent.length > 0) {
+    consentRelation = relationOf(dag, projectName, 'consent_state')?.relation;
+    if (!consentRelation) throw consentValue.error('consent-state-missing', 'The contract requires consent, but the project has no `consent_state` model', 'Declare consent in golden_record.yml (docs/golden-record.md), or remove `consent`.');
+  }
+
+  const optionsValue = doc.child('options');
+  if (optionsValue.exists && !optionsValue.isMap()) throw optionsValue.error('expected-map', '`options` must be a mapping');
+  const options = (optionsValue.exists ? optionsValue.value : {}) as Record<string, unknown>;
+  const problem = connector.validateOptions(options)[0];
+  if (problem) throw optionsValue.child(problem.key).error('destination-option', `\`options.${problem.key}\` ${problem.message}`);
+
+  return {
+    file: doc.file,
+    name,
+    description: doc.child('description').string(''),
+    model,
+    relation: found.relation,
+    type,
+    connector,
+    object: doc.child('object').string(name),
+    primaryKey: doc.child('primary_key').string(),
+    mapping,
+    mode,
+    onRemove,
+    batchSize,
+    consent,
+    consentRelation,
+    options,
+  };
+}
+
+function mappedField(target: string, value: YamlValue, connector: DestinationType): MappedField {
+  const fields = connector.capabilities.fields;
+  if (fields !== 'any' && !fields.includes(target)) {
+    throw value.error('destination-field-unknown', `The \`${connector.type}\` destination has no field \`${target}\``, `${didYouMean(target, fields)} Fields: ${fields.join(', ')}.`.trim());
+  }
+  if (value.isScalar()) return { target, column: value.string(), transforms: [] };
+  value.onlyKeys(['column', 'type', 'transform']);
+  const transformValue = value.child('transform');
+  const transforms = transformValue.stringList().map((t, i) => {
+    if (!(TRANSFORMS as readonly string[]).includes(t)) {
+      const at = transformValue.isList() ? transformValue.child(i) : transformValue;
+      throw at.error('destination-transform', `Unknown transform \`${t}\`; expected one of: ${TRANSFORMS.join(', ')}`);
+    }
+    return t as Transform;
+  });
+  const sha = transforms.indexOf('sha256');
+  if (sha !== -1 && sha !== transforms.length - 1) throw transformValue.error('destination-transform', '`sha256` must be the last transform');
+  const typeValue = value.child('type');
+  return { target, column: value.child('column').string(), type: typeValue.exists ? typeValue.oneOf(FIELD_TYPES) : undefined, transforms };
+}

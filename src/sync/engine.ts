@@ -1,0 +1,204 @@
+import { createHash } from 'node:crypto';
+import { errorMessage } from '../errors.js';
+import type { Destination, OutboundRecord, RecordResult } from '../destinations/destination.js';
+import type { Dialect } from '../warehouse/dialect.js';
+import type { Row, Session } from '../warehouse/warehouse.js';
+import type { Contract } from './contract.js';
+import { acquireLock, lockHolder, releaseLock } from './lock.js';
+import { planDestination, type DestinationPlan, type Op, type OpCounts } from './plan.js';
+import { createStateSql, diffSql, stateRelation } from './sql.js';
+
+export interface RecordRejection {
+  primary_key: string;
+  op: Op;
+  reason: string;
+}
+
+/** One destination's run, with Hightouch's planned/succeeded/failed × add/change/remove. */
+export interface SyncResult {
+  destination: string;
+  run_id: string;
+  status: 'success' | 'partial' | 'failed';
+  planned: OpCounts;
+  succeeded: OpCounts;
+  failed: OpCounts;
+  removed_for_consent: number;
+  rejected_before_sending: { consent: number };
+  /** Up to 10 per-record rejections of this run (all are in cdp_sync.rejections). */
+  rejections: RecordRejection[];
+  message?: string;
+}
+
+export interface SyncOptions {
+  runId: string;
+  projectRoot: string;
+  /** Called after each acknowledged batch: progress output. */
+  onBatch?: (done: number, total: number) => void;
+}
+
+/** sha256(destination|key|payload_hash); a remove hashes `remove:<last payload_hash>`, so it never equals the add. */
+export function idempotencyKey(destination: string, key: string, op: Op, payloadHash: string): string {
+  return createHash('sha256').update(`${destination}|${key}|${op === 'remove' ? `remove:${payloadHash}` : payloadHash}`).digest('hex');
+}
+
+function zero(): OpCounts {
+  return { add: 0, change: 0, remove: 0 };
+}
+
+export async function ensureState(session: Session, d: Dialect, database: string | undefined): Promise<void> {
+  for (const sql of createStateSql(d, database)) await session.execute(sql);
+}
+
+/**
+ * Plans and sends one destination. State advances only for acknowledged records, one
+ * transaction per batch (invariant 4), so a sync killed at any point and rerun re-diffs and
+ * sends only what was not acknowledged. `writer` holds the lock and commits state; `reader`
+ * streams the run's plan, one batch at a time.
+ */
+export async function syncDestination(
+  writer: Session,
+  reader: Session,
+  d: Dialect,
+  contract: Contract,
+  options: SyncOptions,
+): Promise<SyncResult> {
+  const db = contract.relation.database;
+  const rel = (t: Parameters<typeof stateRelation>[1]) => d.quoteRelation(stateRelation(db, t));
+  const dest = d.literal(contract.name);
+  const run = d.literal(options.runId);
+  await ensureState(writer, d, db);
+  const holder = lockHolder(options.runId);
+  await acquireLock(writer, d, db, contract.name, holder);
+  const result: SyncResult = {
+    destination: contract.name,
+    run_id: options.runId,
+    status: 'success',
+    planned: zero(),
+    succeeded: zero(),
+    failed: zero(),
+    removed_for_consent: 0,
+    rejected_before_sending: { consent: 0 },
+    rejections: [],
+  };
+  let connector: Destination | undefined;
+  let runRecorded = false;
+  try {
+    // Runs of this destination that never finished were killed: the lock is ours now, so say so.
+    await writer.execute(`UPDATE ${rel('runs')} SET status = 'aborted', finished_at = ${d.currentTimestamp()} WHERE destination = ${dest} AND status = 'running'`);
+    const plan: DestinationPlan = await planDestination(writer, d, contract);
+    result.planned = { ...plan.planned };
+    result.removed_for_consent = plan.removed_for_consent;
+    result.rejected_before_sending = { ...plan.rejected };
+    await writer.execute(`INSERT INTO ${rel('runs')} (run_id, destination, status, started_at, planned_add, planned_change, planned_remove, succeeded_add, succeeded_change, succeeded_remove, failed_add, failed_change, failed_remove, excluded_consent)
+      VALUES (${run}, ${dest}, 'running', ${d.currentTimestamp()}, ${plan.planned.add}, ${plan.planned.change}, ${plan.planned.remove}, 0, 0, 0, 0, 0, 0, ${plan.rejected.consent})`);
+    runRecorded = true;
+    // The run's plan, materialised: the audit record, and what the delivery loop streams.
+    await writer.execute(`INSERT INTO ${rel('plans')} (run_id, destination, op, primary_key, payload, payload_hash, reason, send)
+      SELECT ${run}, ${dest}, op, primary_key, payload, payload_hash, reason, send FROM (\n${diffSql(d, contract, true)}\n) AS diff`);
+
+    const total = plan.planned.add + plan.planned.change + plan.planned.remove;
+    if (total > 0) {
+      connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, options: contract.options });
+      const pending = `SELECT op, primary_key, payload, payload_hash FROM ${rel('plans')} WHERE run_id = ${run} AND destination = ${dest} AND send ORDER BY op, primary_key`;
+      let done = 0;
+      for await (const rows of reader.stream(pending, contract.batchSize)) {
+        const raw = new Map<OutboundRecord, string>();
+        const batch = rows.map((row) => {
+          const record = toRecord(contract, row);
+          raw.set(record, String(row['payload']));
+          return record;
+        });
+        let results: RecordResult[];
+        try {
+          results = await connector.send(batch);
+        } catch (error) {
+          // Nothing of this batch is known to be acknowledged: stop cleanly, state intact.
+          result.status = 'failed';
+          result.message = `the destination failed a batch of ${batch.length}: ${errorMessage(error)}; state kept up to the last acknowledged batch`;
+          break;
+        }
+        await commitBatch(writer, d, contract, options.runId, batch, results, result, raw);
+        done += batch.length;
+        options.onBatch?.(done, total);
+      }
+    }
+    const failed = result.failed.add + result.failed.change + result.failed.remove;
+    if (result.status !== 'failed' && failed > 0) result.status = 'partial';
+    return result;
+  } catch (error) {
+    result.status = 'failed';
+    result.message = errorMessage(error);
+    throw error;
+  } finally {
+    await connector?.close().catch(() => undefined);
+    if (runRecorded) {
+      const c = (k: 'succeeded' | 'failed', op: Op) => result[k][op];
+      await writer.execute(`UPDATE ${rel('runs')} SET status = ${d.literal(result.status)}, finished_at = ${d.currentTimestamp()},
+        succeeded_add = ${c('succeeded', 'add')}, succeeded_change = ${c('succeeded', 'change')}, succeeded_remove = ${c('succeeded', 'remove')},
+        failed_add = ${c('failed', 'add')}, failed_change = ${c('failed', 'change')}, failed_remove = ${c('failed', 'remove')},
+        message = ${d.literal(result.message ?? null)}
+        WHERE run_id = ${run} AND destination = ${dest}`).catch(() => undefined);
+    }
+    await releaseLock(writer, d, db, contract.name, holder).catch(() => undefined);
+  }
+}
+
+function toRecord(contract: Contract, row: Row): OutboundRecord {
+  const op = String(row['op']) as Op;
+  const key = String(row['primary_key']);
+  const payloadHash = String(row['payload_hash']);
+  const payload = JSON.parse(String(row['payload'])) as Record<string, unknown>;
+  const record: OutboundRecord = { op, key, idempotencyKey: idempotencyKey(contract.name, key, op, payloadHash), payloadHash, payload };
+  if (op === 'remove') record.removal = contract.onRemove === 'clear' ? 'clear' : 'delete';
+  return record;
+}
+
+/** Advances the snapshot for exactly the acknowledged records, and stores the rejections, in one transaction. */
+async function commitBatch(
+  writer: Session,
+  d: Dialect,
+  contract: Contract,
+  runId: string,
+  batch: OutboundRecord[],
+  results: RecordResult[],
+  result: SyncResult,
+  raw: Map<OutboundRecord, string>,
+): Promise<void> {
+  const db = contract.relation.database;
+  const snapshots = d.quoteRelation(stateRelation(db, 'snapshots'));
+  const rejections = d.quoteRelation(stateRelation(db, 'rejections'));
+  const dest = d.literal(contract.name);
+  const byKey = new Map(results.map((r) => [r.key, r]));
+  const acked: OutboundRecord[] = [];
+  const rejected: { record: OutboundRecord; reason: string }[] = [];
+  for (const record of batch) {
+    const r = byKey.get(record.key);
+    if (r?.ok) acked.push(record);
+    else rejected.push({ record, reason: r ? r.reason : 'no result returned by the destination' });
+  }
+  const statements: string[] = [];
+  if (acked.length > 0) {
+    statements.push(`DELETE FROM ${snapshots} WHERE destination = ${dest} AND primary_key IN (${acked.map((r) => d.literal(r.key)).join(', ')})`);
+    const kept = acked.filter((r) => r.op !== 'remove');
+    if (kept.length > 0) {
+      statements.push(`INSERT INTO ${snapshots} (destination, primary_key, payload_hash, payload, synced_at) VALUES\n${kept
+        .map((r) => `(${dest}, ${d.literal(r.key)}, ${d.literal(r.payloadHash)}, ${d.literal(raw.get(r) ?? JSON.stringify(r.payload))}, ${d.currentTimestamp()})`)
+        .join(',\n')}`);
+    }
+  }
+  if (rejected.length > 0) {
+    const rows = rejected
+      .map(({ record, reason }) => `SELECT ${d.literal(record.key)} AS primary_key, ${d.literal(record.op)} AS op, ${d.literal(reason)} AS reason`)
+      .join(' UNION ALL ');
+    statements.push(`INSERT INTO ${rejections} (run_id, destination, primary_key, op, reason, attempts, rejected_at)
+      SELECT ${d.literal(runId)}, ${dest}, v.primary_key, v.op, v.reason,
+        1 + (SELECT COUNT(*) FROM ${rejections} AS r WHERE r.destination = ${dest} AND r.primary_key = v.primary_key), ${d.currentTimestamp()}
+      FROM (${rows}) AS v`);
+  }
+  if (statements.length > 0) for (const sql of d.atomically(statements, 'dml')) await writer.execute(sql);
+  for (const r of acked) result.succeeded[r.op]++;
+  for (const { record, reason } of rejected) {
+    result.failed[record.op]++;
+    if (result.rejections.length < 10) result.rejections.push({ primary_key: record.key, op: record.op, reason });
+  }
+}

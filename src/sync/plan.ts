@@ -1,0 +1,139 @@
+import { CdpError, ExitCode } from '../errors.js';
+import type { Dialect } from '../warehouse/dialect.js';
+import type { Row, Session } from '../warehouse/warehouse.js';
+import type { Contract } from './contract.js';
+import { diffSql, duplicateExamplesSql, keyViolationsSql, planCountsSql, planSampleSql, stateRelation } from './sql.js';
+
+/** The plan of one destination cannot be made (model not built, bad keys, missing columns): nothing is sent. */
+export class SyncPlanError extends CdpError {
+  override readonly exitCode: ExitCode = ExitCode.nodeFailed;
+}
+
+export type Op = 'add' | 'change' | 'remove';
+export type OpCounts = Record<Op, number>;
+
+export interface PlanSample {
+  primary_key: string;
+  payload: unknown;
+  reason?: string;
+}
+
+export interface DestinationPlan {
+  destination: string;
+  model: string;
+  type: string;
+  object: string;
+  mode: string;
+  /** What will be sent. */
+  planned: OpCounts;
+  /** Of the planned removes, those whose profile lost the contract's consent. */
+  removed_for_consent: number;
+  /** Rows rejected before sending: in the model, but not sent. */
+  rejected: {
+    /** Profiles without the required consent that were never sent. */
+    consent: number;
+  };
+  /** Differences the contract's mode does not send (e.g. changes in `insert` mode, removes with `on_remove: nothing`). */
+  not_sent: OpCounts;
+  samples: Record<Op, PlanSample[]>;
+}
+
+const SAMPLE_SIZE = 3;
+
+function num(value: unknown): number {
+  return value === null || value === undefined ? 0 : Number(value);
+}
+
+/**
+ * Checks that can fail a plan before any diff: the model is built and has the mapped columns
+ * (schema drift), profile_id when consent is required, and no null or duplicate primary key.
+ */
+export async function preflight(session: Session, d: Dialect, contract: Contract): Promise<void> {
+  const at = { file: contract.file };
+  const info = await session.describe(contract.relation);
+  if (!info) {
+    throw new SyncPlanError('destination-model-not-built', `Destination \`${contract.name}\`: model \`${contract.model}\` is not built (${d.quoteRelation(contract.relation)} does not exist)`, {
+      at: { ...at, key: 'model' },
+      hint: `Run \`cdp build --select +${contract.model}\` first.`,
+    });
+  }
+  const columns = new Set(info.columns.map((c) => c.name.toLowerCase()));
+  const needed: [string, string][] = [[contract.primaryKey, 'primary_key'], ...contract.mapping.map((f): [string, string] => [f.column, `mapping.${f.target}`])];
+  if (contract.consent.length > 0) needed.push(['profile_id', 'consent']);
+  const missing = needed.filter(([column]) => !columns.has(column.toLowerCase()));
+  if (missing.length > 0) {
+    throw new SyncPlanError('destination-column-missing', `Destination \`${contract.name}\`: model \`${contract.model}\` has no column ${missing.map(([c, key]) => `\`${c}\` (${key})`).join(', ')}; nothing was sent`, {
+      at: { ...at, key: missing[0]![1] },
+      hint: `Columns of ${contract.model}: ${info.columns.map((c) => c.name).join(', ')}.${contract.consent.length > 0 && missing.some(([, k]) => k === 'consent') ? ' A contract with `consent` reads profile_id to check it.' : ''}`,
+    });
+  }
+  const [violations] = await session.query(keyViolationsSql(d, contract));
+  const nulls = num(violations?.['null_keys']);
+  const duplicates = num(violations?.['duplicate_keys']);
+  if (nulls > 0 || duplicates > 0) {
+    const examples = duplicates > 0 ? await session.query(duplicateExamplesSql(d, contract)) : [];
+    const parts = [
+      ...(nulls > 0 ? [`${nulls} row(s) with a NULL primary key`] : []),
+      ...(duplicates > 0 ? [`${duplicates} duplicated primary key(s), e.g. ${examples.map((r) => `${JSON.stringify(String(r['primary_key']))} (${num(r['n'])} rows)`).join(', ')}`] : []),
+    ];
+    throw new SyncPlanError('destination-bad-keys', `Destination \`${contract.name}\`: model \`${contract.model}\` has ${parts.join(' and ')} in \`${contract.primaryKey}\`; nothing was planned or sent`, {
+      at: { ...at, key: 'primary_key' },
+      hint: 'The primary key must be unique and not NULL: fix the model, or choose another `primary_key`.',
+    });
+  }
+}
+
+export async function snapshotsExist(session: Session, contract: Contract): Promise<boolean> {
+  return (await session.describe(stateRelation(contract.relation.database, 'snapshots'))) !== undefined;
+}
+
+function parsePayload(value: unknown): unknown {
+  if (typeof value !== 'string') return value ?? null;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+/** Preflight, then the diff's counts and samples. Reads only: writes no state and sends nothing. */
+export async function planDestination(session: Session, d: Dialect, contract: Contract): Promise<DestinationPlan> {
+  await preflight(session, d, contract);
+  const diff = diffSql(d, contract, await snapshotsExist(session, contract));
+  const plan: DestinationPlan = {
+    destination: contract.name,
+    model: contract.model,
+    type: contract.type,
+    object: contract.object,
+    mode: contract.mode,
+    planned: { add: 0, change: 0, remove: 0 },
+    removed_for_consent: 0,
+    rejected: { consent: 0 },
+    not_sent: { add: 0, change: 0, remove: 0 },
+    samples: { add: [], change: [], remove: [] },
+  };
+  for (const row of await session.query(planCountsSql(diff))) {
+    const op = String(row['op']);
+    const n = num(row['n']);
+    if (op === 'excluded') {
+      plan.rejected.consent += n;
+      continue;
+    }
+    const counts = row['send'] === true ? plan.planned : plan.not_sent;
+    counts[op as Op] += n;
+    if (op === 'remove' && row['reason'] === 'consent' && row['send'] === true) plan.removed_for_consent += n;
+  }
+  for (const op of ['add', 'change', 'remove'] as const) {
+    if (plan.planned[op] + plan.not_sent[op] === 0) continue;
+    plan.samples[op] = (await session.query(planSampleSql(d, diff, op, SAMPLE_SIZE))).map((r: Row) => ({
+      primary_key: String(r['primary_key']),
+      payload: parsePayload(r['payload']),
+      ...(r['reason'] === null || r['reason'] === undefined ? {} : { reason: String(r['reason']) }),
+    }));
+  }
+  return plan;
+}
+
+export function totalPlanned(plan: DestinationPlan): number {
+  return plan.planned.add + plan.planned.change + plan.planned.remove;
+}

@@ -1,0 +1,141 @@
+import type { Relation } from '../compile/node.js';
+import type { ColumnType, Dialect } from '../warehouse/dialect.js';
+import type { Contract, MappedField } from './contract.js';
+
+/**
+ * The SQL of the sync engine. All set work (the diff, the key checks, consent) runs in the
+ * warehouse; Node only streams the planned records of one destination, a batch at a time.
+ */
+
+export const STATE_SCHEMA = 'cdp_sync';
+
+export type StateTable = 'snapshots' | 'runs' | 'rejections' | 'locks' | 'plans';
+
+export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, ColumnType])[]> = {
+  // The last ACKNOWLEDGED payload per destination and key (not only its hash: a remove needs the
+  // identifiers that were sent).
+  snapshots: [['destination', 'string'], ['primary_key', 'string'], ['payload_hash', 'string'], ['payload', 'string'], ['synced_at', 'timestamp']],
+  runs: [
+    ['run_id', 'string'], ['destination', 'string'], ['status', 'string'], ['started_at', 'timestamp'], ['finished_at', 'timestamp'],
+    ['planned_add', 'bigint'], ['planned_change', 'bigint'], ['planned_remove', 'bigint'],
+    ['succeeded_add', 'bigint'], ['succeeded_change', 'bigint'], ['succeeded_remove', 'bigint'],
+    ['failed_add', 'bigint'], ['failed_change', 'bigint'], ['failed_remove', 'bigint'],
+    ['excluded_consent', 'bigint'], ['message', 'string'],
+  ],
+  rejections: [['run_id', 'string'], ['destination', 'string'], ['primary_key', 'string'], ['op', 'string'], ['reason', 'string'], ['attempts', 'integer'], ['rejected_at', 'timestamp']],
+  locks: [['destination', 'string'], ['holder', 'string'], ['acquired_at', 'timestamp']],
+  // What each run intended to send (reconciliation); the delivery loop streams from here.
+  plans: [['run_id', 'string'], ['destination', 'string'], ['op', 'string'], ['primary_key', 'string'], ['payload', 'string'], ['payload_hash', 'string'], ['reason', 'string'], ['send', 'boolean']],
+};
+
+export function stateRelation(database: string | undefined, table: StateTable): Relation {
+  return database ? { database, schema: STATE_SCHEMA, name: table } : { schema: STATE_SCHEMA, name: table };
+}
+
+export function createStateSql(d: Dialect, database: string | undefined): string[] {
+  return [
+    d.createSchema(database, STATE_SCHEMA),
+    ...(Object.keys(STATE_COLUMNS) as StateTable[]).map((t) => d.createTableIfNotExists(stateRelation(database, t), STATE_COLUMNS[t])),
+  ];
+}
+
+/** One mapped field as an SQL expression over the model row `m`. */
+export function fieldExpression(d: Dialect, field: MappedField): string {
+  let expr = `m.${d.quoteIdentifier(field.column)}`;
+  const text = (e: string) => `CAST(${e} AS ${d.types.string})`;
+  for (const t of field.transforms) {
+    if (t === 'trim') expr = `TRIM(${text(expr)})`;
+    else if (t === 'lower') expr = `LOWER(${text(expr)})`;
+    // Normalise, then hash: identifiers are compared after trimming and lower-casing.
+    else expr = d.sha256Hex(`LOWER(TRIM(${text(expr)}))`);
+  }
+  switch (field.type) {
+    case 'string': return text(expr);
+    case 'number': return `CAST(${expr} AS ${d.types.float})`;
+    case 'integer': return `CAST(${expr} AS ${d.types.bigint})`;
+    case 'boolean': return `CAST(${expr} AS ${d.types.boolean})`;
+    default: return expr;
+  }
+}
+
+/**
+ * The canonical payload: a JSON object of the mapped fields in sorted field order (the contract
+ * loader sorts them), so neither the model's column order nor the mapping's key order matters.
+ */
+export function payloadExpression(d: Dialect, contract: Contract): string {
+  const sorted = [...contract.mapping].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+  return `CAST(${d.jsonObject(sorted.map((f) => [f.target, fieldExpression(d, f)]))} AS ${d.types.string})`;
+}
+
+function keyExpression(d: Dialect, contract: Contract): string {
+  return `CAST(m.${d.quoteIdentifier(contract.primaryKey)} AS ${d.types.string})`;
+}
+
+function consentExpression(d: Dialect, contract: Contract): string {
+  if (contract.consent.length === 0 || !contract.consentRelation) return 'TRUE';
+  const cs = d.quoteRelation(contract.consentRelation);
+  return contract.consent
+    .map((scope) => `EXISTS (SELECT 1 FROM ${cs} AS cs WHERE cs.profile_id = m.profile_id AND cs.scope = ${d.literal(scope)} AND cs.status = 'granted')`)
+    .join(' AND ');
+}
+
+/** Null and duplicate primary keys of the model: counts. */
+export function keyViolationsSql(d: Dialect, contract: Contract): string {
+  return d.keyViolations(contract.relation, [contract.primaryKey]);
+}
+
+/** Up to `n` duplicated keys, with how often each occurs. */
+export function duplicateExamplesSql(d: Dialect, contract: Contract, n = 5): string {
+  const pk = d.quoteIdentifier(contract.primaryKey);
+  return `SELECT CAST(${pk} AS ${d.types.string}) AS primary_key, COUNT(*) AS n FROM ${d.quoteRelation(contract.relation)} WHERE ${pk} IS NOT NULL GROUP BY ${pk} HAVING COUNT(*) > 1 ORDER BY 1 LIMIT ${Math.trunc(n)}`;
+}
+
+/**
+ * The diff of the model's current rows against the last acknowledged snapshot, by key and
+ * payload hash. Columns: op (add | change | remove | excluded), primary_key, payload,
+ * payload_hash, reason (`consent` or `left_model` for removes, `consent` for exclusions, the
+ * mode for changes a mode does not send), send (whether the mode sends it).
+ * `snapshotsExist` false (no sync yet) diffs against an empty snapshot, so `cdp plan` writes nothing.
+ */
+export function diffSql(d: Dialect, contract: Contract, snapshotsExist: boolean): string {
+  const s = d.types.string;
+  const snapshots = snapshotsExist
+    ? `SELECT primary_key, payload, payload_hash FROM ${d.quoteRelation(stateRelation(contract.relation.database, 'snapshots'))} WHERE destination = ${d.literal(contract.name)}`
+    : `SELECT CAST(NULL AS ${s}) AS primary_key, CAST(NULL AS ${s}) AS payload, CAST(NULL AS ${s}) AS payload_hash FROM (SELECT 1 AS x) AS empty WHERE 1 = 0`;
+  const sendsChanges = contract.mode !== 'insert';
+  // Rows that left the model are removed unless the contract says `on_remove: nothing` (or the
+  // mode only inserts). Rows that lost consent are always removed: the engine enforces consent.
+  const sendsLeftModel = contract.mode === 'mirror' || contract.mode === 'add_remove' || (contract.mode === 'upsert' && contract.onRemove !== 'nothing');
+  return [
+    `WITH cur AS (`,
+    `  SELECT src.primary_key, src.payload, ${d.sha256Hex('src.payload')} AS payload_hash, src.consented FROM (`,
+    `    SELECT ${keyExpression(d, contract)} AS primary_key, ${payloadExpression(d, contract)} AS payload, (${consentExpression(d, contract)}) AS consented`,
+    `    FROM ${d.quoteRelation(contract.relation)} AS m`,
+    `  ) AS src`,
+    `), snap AS (`,
+    `  ${snapshots}`,
+    `)`,
+    `SELECT 'add' AS op, c.primary_key, c.payload, c.payload_hash, CAST(NULL AS ${s}) AS reason, TRUE AS send`,
+    `FROM cur AS c WHERE c.consented AND NOT EXISTS (SELECT 1 FROM snap AS sn WHERE sn.primary_key = c.primary_key)`,
+    `UNION ALL`,
+    `SELECT 'change' AS op, c.primary_key, c.payload, c.payload_hash, ${sendsChanges ? `CAST(NULL AS ${s})` : d.literal(contract.mode)} AS reason, ${sendsChanges ? 'TRUE' : 'FALSE'} AS send`,
+    `FROM cur AS c JOIN snap AS sn ON sn.primary_key = c.primary_key WHERE c.consented AND sn.payload_hash <> c.payload_hash`,
+    `UNION ALL`,
+    `SELECT 'remove' AS op, sn.primary_key, sn.payload, sn.payload_hash, CASE WHEN c.primary_key IS NULL THEN 'left_model' ELSE 'consent' END AS reason,`,
+    `  ${sendsLeftModel ? 'TRUE' : 'c.primary_key IS NOT NULL'} AS send`,
+    `FROM snap AS sn LEFT JOIN cur AS c ON c.primary_key = sn.primary_key WHERE c.primary_key IS NULL OR NOT c.consented`,
+    `UNION ALL`,
+    `SELECT 'excluded' AS op, c.primary_key, CAST(NULL AS ${s}) AS payload, CAST(NULL AS ${s}) AS payload_hash, 'consent' AS reason, FALSE AS send`,
+    `FROM cur AS c WHERE NOT c.consented AND NOT EXISTS (SELECT 1 FROM snap AS sn WHERE sn.primary_key = c.primary_key)`,
+  ].join('\n');
+}
+
+/** Counts per op, reason and send flag. */
+export function planCountsSql(diff: string): string {
+  return `SELECT op, reason, send, COUNT(*) AS n FROM (\n${diff}\n) AS diff GROUP BY op, reason, send`;
+}
+
+/** Up to `n` rows of one op (sent ones first), by key. */
+export function planSampleSql(d: Dialect, diff: string, op: string, n: number): string {
+  return `SELECT primary_key, payload, reason FROM (\n${diff}\n) AS diff WHERE op = ${d.literal(op)} ORDER BY send DESC, primary_key LIMIT ${Math.trunc(n)}`;
+}
