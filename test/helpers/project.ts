@@ -20,7 +20,7 @@ export class TempProject {
   /** A copy of the repo-root project (models, seeds, data, tests, profiles). */
   static fromRepoRoot(): TempProject {
     const project = new TempProject();
-    for (const entry of ['cdp_project.yml', 'profiles.yml', 'identity.yml', 'golden_record.yml', 'audiences', 'models', 'seeds', 'data', 'tests']) {
+    for (const entry of ['cdp_project.yml', 'profiles.yml', 'identity.yml', 'golden_record.yml', 'audiences', 'destinations', 'models', 'seeds', 'data', 'tests']) {
       cpSync(path.join(REPO_ROOT, entry), path.join(project.dir, entry), { recursive: true });
     }
     return project;
