@@ -12,6 +12,7 @@ import { goldenRecordFileOf, loadGoldenRecord } from '../profiles/rules.js';
 import { profileModels } from '../profiles/generator.js';
 import { audienceFiles, audiencesDirOf, duplicateAudience, loadAudience, traitCatalog, type Audience } from '../audiences/rules.js';
 import { audienceModels, membershipModel } from '../audiences/generator.js';
+import { destinationNodes } from '../sync/destination-nodes.js';
 import type { GeneratedModel } from './generated-model.js';
 import { identityFileOf, loadIdentityRules, type IdentityRules } from '../identity/rules.js';
 import { genericTestSql } from './generic-tests.js';
@@ -84,6 +85,7 @@ class ProjectCompiler {
     this.addAudienceModels();
     this.failOnProblems();
     this.resolveDependencies();
+    this.addDestinationNodes();
     this.addGenericTests(modelDecls, seedDecls);
     this.addCustomTests();
     this.failOnProblems();
@@ -305,6 +307,20 @@ class ProjectCompiler {
     if (loaded.size > 0) this.addGeneratedModels('audiences', dir, [membershipModel(this.dialect, [...loaded.keys()])]);
   }
 
+  /**
+   * destinations/*.yml: one node per contract, validated by the loader `cdp plan` and `cdp sync`
+   * use (src/sync/destination-nodes.ts). It depends on the model it reads, is never executed by
+   * run/build, and compiles to the diff query `cdp plan` runs.
+   */
+  private addDestinationNodes(): void {
+    const found = destinationNodes(this.project.config.root, new Dag(this.nodes.values()), this.name, this.dialect, (file) => relativePath(this.project, file));
+    this.problems.push(...found.problems);
+    for (const node of found.nodes) {
+      this.nodes.set(node.uniqueId, node);
+      this.sql.set(node.uniqueId, found.sql.get(node.uniqueId)!);
+    }
+  }
+
   private addGeneratedModels(generator: string, file: string, models: GeneratedModel[]): void {
     const path = relativePath(this.project, file);
     const schema = this.project.profile.target.schema;
@@ -461,6 +477,8 @@ class ProjectCompiler {
 
   private renderNode(node: ManifestNode): void {
     try {
+      // A destination's compiled text (its plan SQL) is set by addDestinationNodes: its raw code is YAML.
+      if (node.resourceType === 'model' && node.config.materialized === 'destination') return;
       if (node.resourceType === 'model') this.sql.set(node.uniqueId, this.renderModelSql(node, false));
       if (node.resourceType === 'test') this.sql.set(node.uniqueId, this.renderTestSql(node));
     } catch (error) {

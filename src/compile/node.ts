@@ -6,7 +6,8 @@ export const RESOURCE_TYPES: readonly ResourceType[] = ['seed', 'source', 'model
 export type UserMaterialization = 'view' | 'table' | 'incremental' | 'ephemeral';
 /** The ones a user may configure; generators (identity) use internal ones on their own nodes. */
 export const MATERIALIZATIONS: readonly UserMaterialization[] = ['view', 'table', 'incremental', 'ephemeral'];
-export type Materialization = UserMaterialization | 'identity_edges' | 'identity_graph' | 'audience_membership';
+/** `destination`: a destination contract's node (src/sync/destination-nodes.ts); never executed by run/build. */
+export type Materialization = UserMaterialization | 'identity_edges' | 'identity_graph' | 'audience_membership' | 'destination';
 
 export type IncrementalStrategy = 'merge' | 'delete+insert';
 export const INCREMENTAL_STRATEGIES: readonly IncrementalStrategy[] = ['merge', 'delete+insert'];

@@ -1,8 +1,9 @@
 import type { DestinationType } from './destination.js';
 import { fileDestination } from './file.js';
+import { webhookDestination } from './webhook.js';
 
 /** Connectors by contract `type`. Tests (and future plugins) add their own with `registerDestinationType`. */
-const types = new Map<string, DestinationType>([[fileDestination.type, fileDestination]]);
+const types = new Map<string, DestinationType>([[fileDestination.type, fileDestination], [webhookDestination.type, webhookDestination]]);
 
 export function destinationType(type: string): DestinationType | undefined {
   return types.get(type);

@@ -198,7 +198,7 @@ function referencedRelation(prepared: PreparedInvocation, ref: NodeReference): R
 
 function isRunnable(node: ManifestNode, types: ReadonlySet<ResourceType>): boolean {
   if (node.resourceType === 'source') return types.has('seed') && node.file !== undefined;
-  if (node.resourceType === 'model' && node.config.materialized === 'ephemeral') return false;
+  if (node.resourceType === 'model' && (node.config.materialized === 'ephemeral' || node.config.materialized === 'destination')) return false;
   return types.has(node.resourceType);
 }
 

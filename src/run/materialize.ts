@@ -81,6 +81,8 @@ export async function materialize(ctx: MaterializeContext): Promise<MaterializeR
       const built = await buildAudienceMembership(session, ctx.dialect, node.relation, ctx.render(false), ctx.runId);
       return { rowsAffected: built.rowsAffected, executed: built.executed };
     }
+    case 'destination':
+      throw new Error(`${node.name}: a destination is sent by cdp sync, never materialized`);
   }
 }
 

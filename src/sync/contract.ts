@@ -45,9 +45,27 @@ export interface Contract {
   /** `consent_state` relation, when `consent` is not empty. */
   consentRelation?: Relation;
   options: Record<string, unknown>;
+  delivery: DeliveryPolicy;
 }
 
-const KEYS = ['name', 'description', 'model', 'type', 'object', 'primary_key', 'mapping', 'mode', 'on_remove', 'batch_size', 'consent', 'options'] as const;
+/** `delivery:` in a contract: retries, parallelism, rate limit and quarantine (docs/destinations.md). */
+export interface DeliveryPolicy {
+  /** Attempts per batch call, the first included (retries on 429, 5xx, network errors). */
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  /** Batches in flight at once. */
+  concurrency: number;
+  /** Batch calls per second (a token bucket), when set. */
+  rateLimitPerSecond?: number;
+  /** A record rejected in this many separate runs (same payload) is quarantined; unset: never. */
+  quarantineAfter?: number;
+}
+
+export const DEFAULT_DELIVERY: DeliveryPolicy = { maxAttempts: 5, initialBackoffMs: 500, maxBackoffMs: 30_000, concurrency: 1 };
+const DELIVERY_KEYS = ['max_attempts', 'initial_backoff_ms', 'max_backoff_ms', 'concurrency', 'rate_limit_per_second', 'quarantine_after'] as const;
+
+const KEYS = ['name', 'description', 'model', 'type', 'object', 'primary_key', 'mapping', 'mode', 'on_remove', 'batch_size', 'consent', 'options', 'delivery'] as const;
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEFAULT_BATCH_SIZE = 500;
 
@@ -166,7 +184,34 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string): Con
     consent,
     consentRelation,
     options,
+    delivery: deliveryPolicy(doc.child('delivery')),
   };
+}
+
+export function deliveryPolicy(value: YamlValue): DeliveryPolicy {
+  if (!value.exists) return { ...DEFAULT_DELIVERY };
+  if (!value.isMap()) throw value.error('expected-map', '`delivery` must be a mapping');
+  value.onlyKeys(DELIVERY_KEYS);
+  const maxAttempts = value.child('max_attempts').integer(DEFAULT_DELIVERY.maxAttempts, 1);
+  const initialBackoffMs = value.child('initial_backoff_ms').integer(DEFAULT_DELIVERY.initialBackoffMs, 0);
+  const maxValue = value.child('max_backoff_ms');
+  const maxBackoffMs = maxValue.integer(Math.max(DEFAULT_DELIVERY.maxBackoffMs, initialBackoffMs), 0);
+  if (maxBackoffMs < initialBackoffMs) {
+    throw maxValue.error('delivery-backoff', `\`max_backoff_ms\` ${maxBackoffMs} is below \`initial_backoff_ms\` ${initialBackoffMs}`);
+  }
+  const concurrency = value.child('concurrency').integer(DEFAULT_DELIVERY.concurrency, 1);
+  const rateValue = value.child('rate_limit_per_second');
+  let rateLimitPerSecond: number | undefined;
+  if (rateValue.exists) {
+    const n = typeof rateValue.value === 'string' && /^\d+(\.\d+)?$/.test(rateValue.value) ? Number(rateValue.value) : rateValue.value;
+    if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
+      throw rateValue.error('delivery-rate-limit', `\`rate_limit_per_second\` must be a number > 0 (batches per second), got ${JSON.stringify(rateValue.value)}`);
+    }
+    rateLimitPerSecond = n;
+  }
+  const quarantineValue = value.child('quarantine_after');
+  const quarantineAfter = quarantineValue.exists ? quarantineValue.integer(0, 1) : undefined;
+  return { maxAttempts, initialBackoffMs, maxBackoffMs, concurrency, rateLimitPerSecond, quarantineAfter };
 }
 
 function mappedField(target: string, value: YamlValue, connector: DestinationType): MappedField {

@@ -4,6 +4,7 @@ import type { Destination, OutboundRecord, RecordResult } from '../destinations/
 import type { Dialect } from '../warehouse/dialect.js';
 import type { Row, Session } from '../warehouse/warehouse.js';
 import type { Contract } from './contract.js';
+import { deliverer, DestinationStopped } from './delivery.js';
 import { acquireLock, lockHolder, releaseLock } from './lock.js';
 import { planDestination, type DestinationPlan, type Op, type OpCounts } from './plan.js';
 import { createStateSql, diffSql, stateRelation } from './sql.js';
@@ -12,6 +13,8 @@ export interface RecordRejection {
   primary_key: string;
   op: Op;
   reason: string;
+  /** Set when this rejection quarantined the record (`delivery.quarantine_after`). */
+  status?: 'quarantined';
 }
 
 /** One destination's run, with Hightouch's planned/succeeded/failed × add/change/remove. */
@@ -26,6 +29,8 @@ export interface SyncResult {
   rejected_before_sending: { consent: number };
   /** Up to 10 per-record rejections of this run (all are in cdp_sync.rejections). */
   rejections: RecordRejection[];
+  /** Records not sent because they are quarantined (until their payload changes); not counted in `planned`. */
+  quarantined: number;
   message?: string;
 }
 
@@ -45,8 +50,17 @@ function zero(): OpCounts {
   return { add: 0, change: 0, remove: 0 };
 }
 
+/** Columns the delivery controls add to `cdp_sync.rejections` (older state schemas lack them). */
+const REJECTION_EXTRA_COLUMNS = [['status', 'string'], ['payload_hash', 'string']] as const;
+
 export async function ensureState(session: Session, d: Dialect, database: string | undefined): Promise<void> {
   for (const sql of createStateSql(d, database)) await session.execute(sql);
+  const rejections = stateRelation(database, 'rejections');
+  const info = await session.describe(rejections);
+  const have = new Set((info?.columns ?? []).map((c) => c.name.toLowerCase()));
+  for (const [name, type] of REJECTION_EXTRA_COLUMNS) {
+    if (!have.has(name)) await session.execute(`ALTER TABLE ${d.quoteRelation(rejections)} ADD COLUMN ${d.quoteIdentifier(name)} ${d.types[type]}`);
+  }
 }
 
 /**
@@ -79,6 +93,7 @@ export async function syncDestination(
     removed_for_consent: 0,
     rejected_before_sending: { consent: 0 },
     rejections: [],
+    quarantined: 0,
   };
   let connector: Destination | undefined;
   let runRecorded = false;
@@ -96,31 +111,68 @@ export async function syncDestination(
     await writer.execute(`INSERT INTO ${rel('plans')} (run_id, destination, op, primary_key, payload, payload_hash, reason, send)
       SELECT ${run}, ${dest}, op, primary_key, payload, payload_hash, reason, send FROM (\n${diffSql(d, contract, true)}\n) AS diff`);
 
-    const total = plan.planned.add + plan.planned.change + plan.planned.remove;
+    // Quarantined records (same op and payload as when quarantined) are not sent again.
+    const quarantined = `EXISTS (SELECT 1 FROM ${rel('rejections')} AS q WHERE q.destination = ${dest} AND q.primary_key = p.primary_key AND q.op = p.op AND q.payload_hash = p.payload_hash AND q.status = 'quarantined')`;
+    const planned = `FROM ${rel('plans')} AS p WHERE p.run_id = ${run} AND p.destination = ${dest} AND p.send`;
+    for (const row of await writer.query(`SELECT p.op, COUNT(*) AS n ${planned} AND ${quarantined} GROUP BY p.op`)) {
+      const n = Number(row['n']);
+      result.planned[String(row['op']) as Op] -= n;
+      result.quarantined += n;
+    }
+    const total = result.planned.add + result.planned.change + result.planned.remove;
     if (total > 0) {
       connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, options: contract.options });
-      const pending = `SELECT op, primary_key, payload, payload_hash FROM ${rel('plans')} WHERE run_id = ${run} AND destination = ${dest} AND send ORDER BY op, primary_key`;
+      const pending = `SELECT p.op, p.primary_key, p.payload, p.payload_hash ${planned} AND NOT ${quarantined} ORDER BY p.op, p.primary_key`;
+      const delivery = deliverer(connector, contract.delivery);
+      const raw = new Map<OutboundRecord, string>();
       let done = 0;
+      // Commits are serialised on the writer session: one transaction per acknowledged (sub-)batch.
+      let commits: Promise<unknown> = Promise.resolve();
+      const acknowledge = (batch: OutboundRecord[], results: RecordResult[]): Promise<void> => {
+        const next = commits.then(async () => {
+          await commitBatch(writer, d, contract, options.runId, batch, results, result, raw);
+          done += batch.length;
+          options.onBatch?.(done, total);
+        });
+        commits = next.catch(() => undefined);
+        return next.catch((error: unknown) => {
+          throw new WarehouseFailure(error);
+        });
+      };
+      const inFlight = new Set<Promise<void>>();
+      let fatal: unknown;
       for await (const rows of reader.stream(pending, contract.batchSize)) {
-        const raw = new Map<OutboundRecord, string>();
         const batch = rows.map((row) => {
           const record = toRecord(contract, row);
           raw.set(record, String(row['payload']));
           return record;
         });
-        let results: RecordResult[];
-        try {
-          results = await connector.send(batch);
-        } catch (error) {
-          // Nothing of this batch is known to be acknowledged: stop cleanly, state intact.
-          result.status = 'failed';
-          result.message = `the destination failed a batch of ${batch.length}: ${errorMessage(error)}; state kept up to the last acknowledged batch`;
-          break;
-        }
-        await commitBatch(writer, d, contract, options.runId, batch, results, result, raw);
-        done += batch.length;
-        options.onBatch?.(done, total);
+        const sending: Promise<void> = delivery
+          .deliver(batch, acknowledge)
+          .catch((error: unknown) => {
+            fatal ??= error;
+            delivery.stop();
+          })
+          .finally(() => {
+            inFlight.delete(sending);
+            for (const r of batch) raw.delete(r);
+          });
+        inFlight.add(sending);
+        while (inFlight.size >= contract.delivery.concurrency) await Promise.race(inFlight);
+        if (fatal !== undefined) break;
       }
+      await Promise.all(inFlight);
+      await commits;
+      if (fatal instanceof WarehouseFailure) throw fatal.cause;
+      if (fatal !== undefined) {
+        // Nothing more is sent; what was acknowledged is committed: stop cleanly, state intact.
+        result.status = 'failed';
+        result.message = fatal instanceof DestinationStopped ? fatal.message : errorMessage(fatal);
+      }
+    }
+    if (result.quarantined > 0) {
+      const note = `${result.quarantined} quarantined record(s) not sent (status quarantined in cdp_sync.rejections); each is sent again once its payload changes`;
+      result.message = result.message ? `${result.message}; ${note}` : note;
     }
     const failed = result.failed.add + result.failed.change + result.failed.remove;
     if (result.status !== 'failed' && failed > 0) result.status = 'partial';
@@ -134,12 +186,20 @@ export async function syncDestination(
     if (runRecorded) {
       const c = (k: 'succeeded' | 'failed', op: Op) => result[k][op];
       await writer.execute(`UPDATE ${rel('runs')} SET status = ${d.literal(result.status)}, finished_at = ${d.currentTimestamp()},
+        planned_add = ${result.planned.add}, planned_change = ${result.planned.change}, planned_remove = ${result.planned.remove},
         succeeded_add = ${c('succeeded', 'add')}, succeeded_change = ${c('succeeded', 'change')}, succeeded_remove = ${c('succeeded', 'remove')},
         failed_add = ${c('failed', 'add')}, failed_change = ${c('failed', 'change')}, failed_remove = ${c('failed', 'remove')},
         message = ${d.literal(result.message ?? null)}
         WHERE run_id = ${run} AND destination = ${dest}`).catch(() => undefined);
     }
     await releaseLock(writer, d, db, contract.name, holder).catch(() => undefined);
+  }
+}
+
+/** A warehouse error while committing: not the destination's fault, so it propagates. */
+class WarehouseFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super(errorMessage(cause));
   }
 }
 
@@ -188,17 +248,30 @@ async function commitBatch(
   }
   if (rejected.length > 0) {
     const rows = rejected
-      .map(({ record, reason }) => `SELECT ${d.literal(record.key)} AS primary_key, ${d.literal(record.op)} AS op, ${d.literal(reason)} AS reason`)
+      .map(({ record, reason }) => `SELECT ${d.literal(record.key)} AS primary_key, ${d.literal(record.op)} AS op, ${d.literal(reason)} AS reason, ${d.literal(record.payloadHash)} AS payload_hash`)
       .join(' UNION ALL ');
-    statements.push(`INSERT INTO ${rejections} (run_id, destination, primary_key, op, reason, attempts, rejected_at)
+    // Quarantined when rejected in `quarantine_after` separate runs with this payload (this run included).
+    const after = contract.delivery.quarantineAfter;
+    const status = after === undefined
+      ? `'rejected'`
+      : `CASE WHEN 1 + (SELECT COUNT(DISTINCT r.run_id) FROM ${rejections} AS r WHERE r.destination = ${dest} AND r.primary_key = v.primary_key AND r.op = v.op AND r.payload_hash = v.payload_hash AND r.run_id <> ${d.literal(runId)}) >= ${after} THEN 'quarantined' ELSE 'rejected' END`;
+    statements.push(`INSERT INTO ${rejections} (run_id, destination, primary_key, op, reason, attempts, rejected_at, status, payload_hash)
       SELECT ${d.literal(runId)}, ${dest}, v.primary_key, v.op, v.reason,
-        1 + (SELECT COUNT(*) FROM ${rejections} AS r WHERE r.destination = ${dest} AND r.primary_key = v.primary_key), ${d.currentTimestamp()}
+        1 + (SELECT COUNT(*) FROM ${rejections} AS r WHERE r.destination = ${dest} AND r.primary_key = v.primary_key), ${d.currentTimestamp()},
+        ${status}, v.payload_hash
       FROM (${rows}) AS v`);
   }
   if (statements.length > 0) for (const sql of d.atomically(statements, 'dml')) await writer.execute(sql);
+  const quarantined = new Set<string>();
+  if (contract.delivery.quarantineAfter !== undefined && rejected.length > 0) {
+    const rows = await writer.query(`SELECT primary_key FROM ${rejections} WHERE run_id = ${d.literal(runId)} AND destination = ${dest} AND status = 'quarantined'
+      AND primary_key IN (${rejected.map(({ record }) => d.literal(record.key)).join(', ')})`);
+    for (const row of rows) quarantined.add(String(row['primary_key']));
+  }
   for (const r of acked) result.succeeded[r.op]++;
   for (const { record, reason } of rejected) {
     result.failed[record.op]++;
-    if (result.rejections.length < 10) result.rejections.push({ primary_key: record.key, op: record.op, reason });
+    const status = quarantined.has(record.key) ? { status: 'quarantined' as const } : {};
+    if (result.rejections.length < 10) result.rejections.push({ primary_key: record.key, op: record.op, reason, ...status });
   }
 }

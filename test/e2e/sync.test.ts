@@ -354,13 +354,14 @@ describe('bad destination contracts (exit 2, file and key, nothing sent)', () =>
   ])('rejects %s', async (_name, contract, message) => {
     unregister.push(registerDestinationType(limited));
     const p = project({ 'destinations/crm.yml': contract });
-    expectCode(await p.cdp(['build']), 0);
-    for (const command of ['plan', 'sync']) {
+    // Contracts are validated at compile time (docs/destinations.md): build fails too, before anything runs.
+    for (const command of ['build', 'plan', 'sync']) {
       const run = expectCode(await p.cdp([command]), 2);
       expect(output(run)).toMatch(message);
     }
     expect(outbox(p)).toEqual([]);
-    expect(await p.query(`SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'cdp_sync'`)).toEqual([]);
+    // Nothing was built, so no warehouse file (and no cdp_sync state) exists.
+    expect(existsSync(p.path('target/test.duckdb'))).toBe(false);
   });
 });
 

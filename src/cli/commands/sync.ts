@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
-import { BusyError, ExitCode } from '../../errors.js';
+import { BusyError, ConfigError, ExitCode } from '../../errors.js';
+import { targetDatabase } from '../../project/target.js';
+import { prepareInvocation } from '../../run/invocation.js';
 import { redact } from '../../project/secrets.js';
 import { syncDestination, type SyncResult } from '../../sync/engine.js';
+import { DEFAULT_HISTORY_LIMIT, historyText, readHistory } from '../../sync/history.js';
 import { SyncPlanError } from '../../sync/plan.js';
 import { syncText } from '../../sync/report.js';
 import { prepareSync } from '../../sync/session.js';
@@ -14,14 +17,58 @@ interface SyncFlags extends CliFlags {
   json?: boolean;
 }
 
+interface HistoryFlags extends CliFlags {
+  json?: boolean;
+  limit: string;
+}
+
 /** `cdp sync`: send each selected destination its changes (docs/destinations.md). */
 export function registerSyncCommand(program: Command, ctx: CommandContext): void {
-  addProjectOptions(program.command('sync'))
+  const sync = addProjectOptions(program.command('sync'));
+  sync
     .description('send the planned adds, changes and removes to each selected destination; state advances per acknowledged batch')
     .option('--json', 'print the run summary as JSON (planned/succeeded/failed × add/change/remove)')
     .action(async (flags: SyncFlags) => {
       ctx.exitCode = await syncCommand(flags, ctx);
     });
+  addProjectOptions(sync.command('history'))
+    .description('show past sync runs from cdp_sync.runs: status, timing, planned/succeeded/failed × add/change/remove, rejected records; newest first')
+    .option('--json', 'print the runs as JSON')
+    .option('--limit <n>', 'how many runs to show (newest first)', String(DEFAULT_HISTORY_LIMIT))
+    .action(async (_flags: HistoryFlags, command: Command) => {
+      // `sync` parses the options it shares with `history` (--select, --json, --project-dir, ...)
+      // wherever they appear, so they are read back merged with the parent's.
+      ctx.exitCode = await historyCommand(command.optsWithGlobals<HistoryFlags>(), ctx);
+    });
+}
+
+async function historyCommand(flags: HistoryFlags, ctx: CommandContext): Promise<ExitCode> {
+  const limit = Number(flags.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new ConfigError('bad-option', `--limit must be a positive whole number, got ${JSON.stringify(flags.limit)}`);
+  const logger = ctx.logger(flags.logFormat);
+  const projectFlags = toProjectFlags(flags);
+  const selecting = (flags.select?.length ?? 0) > 0 || (flags.exclude?.length ?? 0) > 0;
+  // With a selection, the same rules as `cdp sync --select` pick the destinations; without one,
+  // every recorded run is shown, including those of contracts since removed.
+  const { prepared, destinations } = selecting
+    ? (({ prepared, contracts }) => ({ prepared, destinations: contracts.map((c) => c.name) }))(prepareSync(projectFlags, logger, ctx.env))
+    : { prepared: prepareInvocation({ ...projectFlags, state: undefined }, logger, ctx.env), destinations: undefined };
+  const target = prepared.project.profile.target;
+  const warehouse = await openWarehouse(target);
+  let runs;
+  try {
+    const session = await warehouse.session();
+    try {
+      runs = await readHistory(session, prepared.dialect, targetDatabase(target), { destinations, limit }, `target \`${target.name}\``);
+    } finally {
+      await session.close().catch(() => undefined);
+    }
+  } finally {
+    await warehouse.close();
+  }
+  if (flags.json) ctx.out.write(redact(JSON.stringify({ target: target.name, runs }, null, 2)));
+  else write(ctx, historyText(runs, target.name));
+  return ExitCode.success;
 }
 
 async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitCode> {
