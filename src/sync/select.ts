@@ -4,8 +4,10 @@ import type { Contract } from './contract.js';
 
 /**
  * Which contracts `--select` / `--exclude` pick. A word that names a destination picks it
- * (also as `destination:<name>`); every other word is a node selector, and picks the
- * destinations whose model it selects (`--select audience_high_value`, `tag:marts`, `+orders`).
+ * (also as `destination:<name>`); every other word is a node selector. Destinations are DAG
+ * nodes, so a selector that reaches destination nodes (`+high_value_outbox`, `path:destinations`,
+ * `audience_high_value+`) picks exactly those; one that reaches none picks the destinations whose
+ * model it selects (`--select audience_high_value`, `tag:marts`).
  */
 export function selectContracts(contracts: Contract[], dag: Dag, projectName: string, select?: string[], exclude?: string[]): Contract[] {
   const pick = (list: string[] | undefined): Set<string> | undefined => {
@@ -21,9 +23,10 @@ export function selectContracts(contracts: Contract[], dag: Dag, projectName: st
     }
     if (rest.length > 0) {
       const nodes = selectNodes(dag, { select: rest });
-      for (const c of contracts) {
-        if (nodes.has(`model.${projectName}.${c.model}`) || nodes.has(`seed.${projectName}.${c.model}`)) picked.add(c.name);
-      }
+      const destinationNode = (c: Contract) => `destination.${projectName}.${c.name}`;
+      const direct = contracts.filter((c) => nodes.has(destinationNode(c)));
+      const viaModel = contracts.filter((c) => nodes.has(`model.${projectName}.${c.model}`) || nodes.has(`seed.${projectName}.${c.model}`));
+      for (const c of direct.length > 0 ? direct : viaModel) picked.add(c.name);
     }
     return picked;
   };
