@@ -1,9 +1,10 @@
 import type { DestinationType } from './destination.js';
 import { fileDestination } from './file.js';
+import { hubspotDestination } from './hubspot.js';
 import { webhookDestination } from './webhook.js';
 
 /** Connectors by contract `type`. Tests (and future plugins) add their own with `registerDestinationType`. */
-const types = new Map<string, DestinationType>([[fileDestination.type, fileDestination], [webhookDestination.type, webhookDestination]]);
+const types = new Map<string, DestinationType>([[fileDestination.type, fileDestination], [webhookDestination.type, webhookDestination], [hubspotDestination.type, hubspotDestination]]);
 
 export function destinationType(type: string): DestinationType | undefined {
   return types.get(type);

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A local stand-in for HubSpot CRM v3 contacts (../shared/reference/reverse-etl.md), on loopback
+ * only. It checks the Bearer token, enforces the 100-input batch cap (400 VALIDATION_ERROR),
+ * implements batch/upsert (by idProperty), batch/read (by idProperty; 207 OBJECT_NOT_FOUND for
+ * missing ids) and batch/archive (HubSpot ids, 204), records every request, and can be scripted:
+ * 429 with HubSpot's RATE_LIMIT body and Retry-After, 5xx, 401, and 207 per-record errors for
+ * given emails.
+ */
+
+export interface RecordedRequest {
+  at: number;
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: any;
+  status: number;
+}
+
+export interface Contact {
+  id: string;
+  properties: Record<string, string>;
+}
+
+type Failure = { status: 429; retryAfter: string } | { status: number; body?: string };
+
+export class FakeHubSpot {
+  readonly requests: RecordedRequest[] = [];
+  /** Live contacts by lower-cased email (or id_property value). */
+  readonly contacts = new Map<string, Contact>();
+  readonly archived: Contact[] = [];
+  private nextId = 1001;
+  private failures: Failure[] = [];
+  private readonly rejected = new Map<string, string>();
+  private server: Server | undefined;
+  url = '';
+
+  constructor(readonly token: string) {}
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const { status, headers, body } = this.handle(req.method ?? '', req.url ?? '', req.headers, Buffer.concat(chunks).toString('utf8'));
+        res.writeHead(status, headers);
+        res.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  rateLimitNext(n: number, retryAfter: string): this {
+    for (let i = 0; i < n; i++) this.failures.push({ status: 429, retryAfter });
+    return this;
+  }
+
+  passNext(n: number): this {
+    for (let i = 0; i < n; i++) this.failures.push({ status: 0 });
+    return this;
+  }
+
+  failNext(n: number, status: number, body?: string): this {
+    for (let i = 0; i < n; i++) this.failures.push({ status, body });
+    return this;
+  }
+
+  /** Upserts of these emails fail one by one, in a 207. */
+  rejectEmails(emails: string[], message = 'Property values were not valid'): this {
+    for (const e of emails) this.rejected.set(e.toLowerCase(), message);
+    return this;
+  }
+
+  reset(): this {
+    this.failures = [];
+    this.rejected.clear();
+    return this;
+  }
+
+  emails(): string[] {
+    return [...this.contacts.keys()].sort();
+  }
+
+  private handle(method: string, path: string, headers: IncomingHttpHeaders, text: string): { status: number; headers: Record<string, string>; body: string } {
+    let body: any;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    const request: RecordedRequest = { at: performance.now(), method, path, headers, body, status: 0 };
+    this.requests.push(request);
+    const reply = (status: number, payload?: unknown, extra: Record<string, string> = {}) => {
+      request.status = status;
+      return { status, headers: { 'content-type': 'application/json;charset=utf-8', ...extra }, body: payload === undefined ? '' : JSON.stringify(payload) };
+    };
+    const error = (status: number, category: string, message: string) => reply(status, { status: 'error', message, correlationId: randomUUID(), category });
+    if (headers['authorization'] !== `Bearer ${this.token}`) {
+      return error(401, 'INVALID_AUTHENTICATION', 'Authentication credentials not found. This API supports OAuth 2.0 authentication.');
+    }
+    const failure = this.failures.shift();
+    if (failure && failure.status !== 0) {
+      if ('retryAfter' in failure) {
+        return reply(429, {
+          status: 'error',
+          message: 'You have reached your ten_secondly_rolling limit.',
+          errorType: 'RATE_LIMIT',
+          correlationId: randomUUID(),
+          policyName: 'TEN_SECONDLY_ROLLING',
+          requestId: randomUUID(),
+        }, { 'retry-after': failure.retryAfter, 'x-hubspot-ratelimit-max': '100', 'x-hubspot-ratelimit-remaining': '0', 'x-hubspot-ratelimit-interval-milliseconds': '10000' });
+      }
+      if (failure.body !== undefined) {
+        request.status = failure.status;
+        return { status: failure.status, headers: { 'content-type': 'application/json' }, body: failure.body };
+      }
+      return error(failure.status, failure.status === 401 ? 'EXPIRED_AUTHENTICATION' : 'INTERNAL_ERROR', `scripted ${failure.status}`);
+    }
+    if (method !== 'POST') return error(405, 'VALIDATION_ERROR', 'method not allowed');
+    const inputs: any[] | undefined = body?.inputs;
+    if (!Array.isArray(inputs)) return error(400, 'VALIDATION_ERROR', 'Invalid input JSON: inputs is required');
+    if (inputs.length > 100) return error(400, 'VALIDATION_ERROR', `Batch input size ${inputs.length} exceeds the limit of 100`);
+    const now = new Date().toISOString();
+    const complete = (results: unknown[], errors: unknown[]) =>
+      errors.length === 0
+        ? reply(200, { status: 'COMPLETE', results, startedAt: now, completedAt: now })
+        : reply(207, { status: 'COMPLETE', results, numErrors: errors.length, errors, startedAt: now, completedAt: now });
+
+    switch (path) {
+      case '/crm/v3/objects/contacts/batch/upsert': {
+        const ids = inputs.map((i) => String(i.id).toLowerCase());
+        if (new Set(ids).size !== ids.length) return error(400, 'VALIDATION_ERROR', 'Duplicate IDs found in batch input');
+        const results: unknown[] = [];
+        const errors: unknown[] = [];
+        for (const input of inputs) {
+          if (typeof input.idProperty !== 'string' || typeof input.id !== 'string') return error(400, 'VALIDATION_ERROR', 'idProperty and id are required');
+          const key = input.id.toLowerCase();
+          const message = this.rejected.get(key);
+          if (message) {
+            errors.push({ status: 'error', category: 'VALIDATION_ERROR', message, context: { ids: [input.id] }, errors: [{ message: `${input.id} is not valid`, code: 'INVALID_EMAIL', in: 'email' }] });
+            continue;
+          }
+          const existing = this.contacts.get(key);
+          const contact = existing ?? { id: String(this.nextId++), properties: {} };
+          Object.assign(contact.properties, input.properties, { [input.idProperty]: key });
+          this.contacts.set(key, contact);
+          results.push({ id: contact.id, properties: contact.properties, createdAt: now, updatedAt: now, archived: false, new: !existing });
+        }
+        return complete(results, errors);
+      }
+      case '/crm/v3/objects/contacts/batch/read': {
+        const results: unknown[] = [];
+        const missing: string[] = [];
+        for (const input of inputs) {
+          const contact = this.contacts.get(String(input.id).toLowerCase());
+          if (contact) results.push({ id: contact.id, properties: contact.properties, createdAt: now, updatedAt: now, archived: false });
+          else missing.push(String(input.id));
+        }
+        const errors = missing.length ? [{ status: 'error', category: 'OBJECT_NOT_FOUND', message: 'Could not get some CONTACT objects, they may be deleted or not exist.', context: { ids: missing } }] : [];
+        return complete(results, errors);
+      }
+      case '/crm/v3/objects/contacts/batch/archive': {
+        for (const input of inputs) {
+          for (const [key, contact] of this.contacts) {
+            if (contact.id === String(input.id)) {
+              this.contacts.delete(key);
+              this.archived.push(contact);
+            }
+          }
+        }
+        return reply(204);
+      }
+      default:
+        return error(404, 'OBJECT_NOT_FOUND', `no route ${path}`);
+    }
+  }
+}
