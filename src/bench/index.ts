@@ -14,6 +14,7 @@ const SUITES: Suite[] = [
   (await import('./identity-suite.js')).identitySuite,
   (await import('./identity-pipeline-suite.js')).identityPipelineSuite,
   (await import('./profiles-suite.js')).profilesSuite,
+  (await import('./sync-suite.js')).syncSuite,
 ];
 
 const USAGE = 'usage: npm run bench -- [suite] [--scale small|default|large|<number>]';
