@@ -1,8 +1,8 @@
 import { CdpError, ExitCode } from '../errors.js';
 import type { Dialect } from '../warehouse/dialect.js';
-import type { Row, Session } from '../warehouse/warehouse.js';
+import type { Session } from '../warehouse/warehouse.js';
 import type { Contract } from './contract.js';
-import { diffSql, duplicateExamplesSql, keyViolationsSql, planCountsSql, planSampleSql, stateRelation } from './sql.js';
+import { diffSql, duplicateExamplesSql, keyViolationsSql, planSummarySql, stateRelation } from './sql.js';
 
 /** The plan of one destination cannot be made (model not built, bad keys, missing columns): nothing is sent. */
 export class SyncPlanError extends CdpError {
@@ -112,24 +112,24 @@ export async function planDestination(session: Session, d: Dialect, contract: Co
     not_sent: { add: 0, change: 0, remove: 0 },
     samples: { add: [], change: [], remove: [] },
   };
-  for (const row of await session.query(planCountsSql(diff))) {
+  for (const row of await session.query(planSummarySql(d, diff, SAMPLE_SIZE))) {
     const op = String(row['op']);
-    const n = num(row['n']);
-    if (op === 'excluded') {
-      plan.rejected.consent += n;
-      continue;
+    if (num(row['group_row']) === 1) {
+      const n = num(row['group_size']);
+      if (op === 'excluded') plan.rejected.consent += n;
+      else {
+        const counts = row['send'] === true ? plan.planned : plan.not_sent;
+        counts[op as Op] += n;
+        if (op === 'remove' && row['reason'] === 'consent' && row['send'] === true) plan.removed_for_consent += n;
+      }
     }
-    const counts = row['send'] === true ? plan.planned : plan.not_sent;
-    counts[op as Op] += n;
-    if (op === 'remove' && row['reason'] === 'consent' && row['send'] === true) plan.removed_for_consent += n;
-  }
-  for (const op of ['add', 'change', 'remove'] as const) {
-    if (plan.planned[op] + plan.not_sent[op] === 0) continue;
-    plan.samples[op] = (await session.query(planSampleSql(d, diff, op, SAMPLE_SIZE))).map((r: Row) => ({
-      primary_key: String(r['primary_key']),
-      payload: parsePayload(r['payload']),
-      ...(r['reason'] === null || r['reason'] === undefined ? {} : { reason: String(r['reason']) }),
-    }));
+    if (op !== 'excluded' && num(row['sample_row']) <= SAMPLE_SIZE) {
+      plan.samples[op as Op].push({
+        primary_key: String(row['primary_key']),
+        payload: parsePayload(row['payload']),
+        ...(row['reason'] === null || row['reason'] === undefined ? {} : { reason: String(row['reason']) }),
+      });
+    }
   }
   return plan;
 }

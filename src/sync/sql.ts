@@ -135,7 +135,20 @@ export function planCountsSql(diff: string): string {
   return `SELECT op, reason, send, COUNT(*) AS n FROM (\n${diff}\n) AS diff GROUP BY op, reason, send`;
 }
 
-/** Up to `n` rows of one op (sent ones first), by key. */
-export function planSampleSql(d: Dialect, diff: string, op: string, n: number): string {
-  return `SELECT primary_key, payload, reason FROM (\n${diff}\n) AS diff WHERE op = ${d.literal(op)} ORDER BY send DESC, primary_key LIMIT ${Math.trunc(n)}`;
+/**
+ * The plan in one pass over the diff: the first row of every (op, reason, send) group carries
+ * the group's count, and the first `n` rows of every op (sent ones first, by key) are samples.
+ * The diff runs once, not once per op.
+ */
+export function planSummarySql(d: Dialect, diff: string, n: number): string {
+  const q = (name: string) => d.quoteIdentifier(name);
+  return `SELECT * FROM (
+  SELECT op, reason, send, primary_key, payload,
+    COUNT(*) OVER (PARTITION BY op, reason, send) AS ${q('group_size')},
+    ROW_NUMBER() OVER (PARTITION BY op, reason, send ORDER BY primary_key) AS ${q('group_row')},
+    ROW_NUMBER() OVER (PARTITION BY op ORDER BY send DESC, primary_key) AS ${q('sample_row')}
+  FROM (\n${diff}\n) AS diff
+) AS ranked
+WHERE ${q('group_row')} = 1 OR ${q('sample_row')} <= ${Math.trunc(n)}
+ORDER BY op, ${q('sample_row')}`;
 }
