@@ -1,7 +1,6 @@
-import { registerSecret } from '../project/secrets.js';
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordResult } from './destination.js';
 import { DeliveryError, parseRetryAfter } from './errors.js';
-import { envReference } from './webhook.js';
+import { postJson, resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
 
 /**
  * The HubSpot CRM v3 contacts connector (docs/destinations.md, "The `hubspot` connector").
@@ -25,13 +24,6 @@ export const HUBSPOT_DEFAULT_BASE_URL = 'https://api.hubapi.com';
 const OPTIONS = ['base_url', 'token', 'id_property', 'timeout_ms'];
 const PROPERTY_NAME = /^[a-z_][a-z0-9_]*$/i;
 
-function resolveToken(value: unknown, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const name = envReference(value);
-  const token = name === undefined ? undefined : env[name];
-  if (token !== undefined) registerSecret(token);
-  return token;
-}
-
 export const hubspotDestination: DestinationType = {
   type: 'hubspot',
   // HubSpot has no insert-only or list-membership semantics here; `update` (no create) is not a cdp mode.
@@ -39,53 +31,28 @@ export const hubspotDestination: DestinationType = {
   capabilities: { modes: ['upsert', 'mirror'], maxBatchSize: HUBSPOT_MAX_BATCH, fields: 'any' },
 
   validateOptions(options: Record<string, unknown>): OptionProblem[] {
-    const problems: OptionProblem[] = [];
-    for (const key of Object.keys(options)) {
-      if (!OPTIONS.includes(key)) problems.push({ key, message: `is not an option of the hubspot destination (options: ${OPTIONS.join(', ')})` });
-    }
-    const baseUrl = options['base_url'];
-    if (baseUrl !== undefined && (typeof baseUrl !== 'string' || !isHttpUrl(baseUrl))) {
-      problems.push({ key: 'base_url', message: `must be an http:// or https:// URL, got ${JSON.stringify(baseUrl)}` });
-    }
-    const token = options['token'];
-    if (token === undefined) {
-      problems.push({ key: 'token', message: 'is required: the private app token, as an env reference {{ env "NAME" }}' });
-    } else {
-      const name = envReference(token);
-      // Never echo the value: it may be the token itself.
-      if (name === undefined) problems.push({ key: 'token', message: 'must be an env reference such as {{ env "HUBSPOT_TOKEN" }}, not a literal value: secrets do not belong in contracts' });
-      else if (resolveToken(token) === undefined) problems.push({ key: 'token', message: `names environment variable ${name}, which is not set` });
-    }
+    const problems = [
+      ...unknownOptionProblems('hubspot', options, OPTIONS),
+      ...urlProblems(options, 'base_url'),
+      ...secretProblems(options, 'token', 'the private app token', 'HUBSPOT_TOKEN'),
+    ];
     const idProperty = options['id_property'];
     if (idProperty !== undefined && (typeof idProperty !== 'string' || !PROPERTY_NAME.test(idProperty))) {
       problems.push({ key: 'id_property', message: `must be a HubSpot property name (a unique property such as email), got ${JSON.stringify(idProperty)}` });
     }
-    const timeout = options['timeout_ms'];
-    if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1)) problems.push({ key: 'timeout_ms', message: 'must be a positive integer (milliseconds)' });
-    return problems;
+    return [...problems, ...timeoutProblems(options)];
   },
 
   async open(context: DestinationContext): Promise<Destination> {
-    const token = resolveToken(context.options['token']);
+    const token = resolveSecret(context.options['token']);
     if (token === undefined) throw new DeliveryError('the hubspot token is not set', 'auth');
     const o = context.options;
     const baseUrl = (typeof o['base_url'] === 'string' ? o['base_url'] : HUBSPOT_DEFAULT_BASE_URL).replace(/\/+$/, '');
     const idProperty = typeof o['id_property'] === 'string' ? o['id_property'] : 'email';
-    const timeout = typeof o['timeout_ms'] === 'number' ? o['timeout_ms'] : 30_000;
-    return new HubSpot(baseUrl, token, idProperty, timeout, this.capabilities);
+    return new HubSpot(baseUrl, token, idProperty, timeoutOf(o), this.capabilities);
   },
 };
 
-function isHttpUrl(text: string): boolean {
-  try {
-    const url = new URL(text);
-    return url.protocol === 'http:' || url.protocol === 'https:';
-  } catch {
-    return false;
-  }
-}
-
-/** HubSpot property values are strings; an empty string clears a property. */
 function propertyValue(value: unknown): string {
   if (value === null || value === undefined) return '';
   if (typeof value === 'string') return value;
@@ -200,19 +167,8 @@ class HubSpot implements Destination {
   }
 
   private async post(path: string, payload: unknown): Promise<{ status: number; body: unknown }> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.baseUrl}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${this.token}` },
-        body: JSON.stringify(payload),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new DeliveryError(`POST ${path} failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`, 'network');
-    }
-    const text = await response.text().catch(() => '');
+    const headers = { accept: 'application/json', authorization: `Bearer ${this.token}` };
+    const { response, text } = await postJson(`${this.baseUrl}${path}`, path, headers, JSON.stringify(payload), this.timeoutMs);
     let body: unknown;
     try {
       body = text.trim() === '' ? undefined : JSON.parse(text);

@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
-import { registerSecret } from '../project/secrets.js';
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordResult } from './destination.js';
 import { DeliveryError, parseRetryAfter } from './errors.js';
+import { postJson, resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
 
 /**
  * The webhook connector: POSTs each batch as JSON `{records: [{op, key, idempotency_key,
@@ -11,7 +11,6 @@ import { DeliveryError, parseRetryAfter } from './errors.js';
  * classified for the engine's retry policy (src/destinations/errors.ts).
  */
 export const WEBHOOK_MAX_BATCH = 1000;
-const ENV_REFERENCE = /^\s*\{\{\s*env\s+"([A-Za-z_][A-Za-z0-9_]*)"\s*\}\}\s*$/;
 const OPTIONS = ['url', 'secret', 'timeout_ms'];
 
 export interface WebhookRecord {
@@ -30,60 +29,25 @@ export function signature(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
-/** `{{ env "NAME" }}` → NAME; anything else (a literal secret) → undefined. */
-export function envReference(value: unknown): string | undefined {
-  return typeof value === 'string' ? ENV_REFERENCE.exec(value)?.[1] : undefined;
-}
-
-function resolveSecret(value: unknown, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const name = envReference(value);
-  const secret = name === undefined ? undefined : env[name];
-  if (secret !== undefined) registerSecret(secret);
-  return secret;
-}
-
 export const webhookDestination: DestinationType = {
   type: 'webhook',
   capabilities: { modes: ['upsert', 'mirror', 'insert', 'add_remove'], maxBatchSize: WEBHOOK_MAX_BATCH, fields: 'any' },
 
   validateOptions(options: Record<string, unknown>): OptionProblem[] {
-    const problems: OptionProblem[] = [];
-    for (const key of Object.keys(options)) {
-      if (!OPTIONS.includes(key)) problems.push({ key, message: `is not an option of the webhook destination (options: ${OPTIONS.join(', ')})` });
-    }
-    const url = options['url'];
-    if (url === undefined) problems.push({ key: 'url', message: 'is required: the http(s) URL batches are POSTed to' });
-    else if (typeof url !== 'string' || !isHttpUrl(url)) problems.push({ key: 'url', message: `must be an http:// or https:// URL, got ${JSON.stringify(url)}` });
-    const secret = options['secret'];
-    if (secret === undefined) {
-      problems.push({ key: 'secret', message: 'is required: the HMAC-SHA256 signing key, as an env reference {{ env "NAME" }}' });
-    } else {
-      const name = envReference(secret);
-      // Never echo the value: it may be the secret itself.
-      if (name === undefined) problems.push({ key: 'secret', message: 'must be an env reference such as {{ env "WEBHOOK_SECRET" }}, not a literal value: secrets do not belong in contracts' });
-      else if (resolveSecret(secret) === undefined) problems.push({ key: 'secret', message: `names environment variable ${name}, which is not set` });
-    }
-    const timeout = options['timeout_ms'];
-    if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1)) problems.push({ key: 'timeout_ms', message: 'must be a positive integer (milliseconds)' });
-    return problems;
+    return [
+      ...unknownOptionProblems('webhook', options, OPTIONS),
+      ...urlProblems(options, 'url', 'the http(s) URL batches are POSTed to'),
+      ...secretProblems(options, 'secret', 'the HMAC-SHA256 signing key', 'WEBHOOK_SECRET'),
+      ...timeoutProblems(options),
+    ];
   },
 
   async open(context: DestinationContext): Promise<Destination> {
     const secret = resolveSecret(context.options['secret']);
     if (secret === undefined) throw new DeliveryError('the webhook secret is not set', 'auth');
-    const timeout = typeof context.options['timeout_ms'] === 'number' ? context.options['timeout_ms'] : 30_000;
-    return new Webhook(String(context.options['url']), secret, timeout, this.capabilities);
+    return new Webhook(String(context.options['url']), secret, timeoutOf(context.options), this.capabilities);
   },
 };
-
-function isHttpUrl(text: string): boolean {
-  try {
-    const url = new URL(text);
-    return url.protocol === 'http:' || url.protocol === 'https:';
-  } catch {
-    return false;
-  }
-}
 
 class Webhook implements Destination {
   constructor(
@@ -96,23 +60,8 @@ class Webhook implements Destination {
   async send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
     const records: WebhookRecord[] = batch.map((r) => ({ op: r.op, key: r.key, idempotency_key: r.idempotencyKey, payload: r.payload }));
     const body = JSON.stringify({ records });
-    let response: Response;
-    try {
-      response = await fetch(this.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'idempotency-key': batchIdempotencyKey(batch),
-          'x-cdp-signature': signature(this.secret, body),
-        },
-        body,
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new DeliveryError(`POST ${this.url} failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`, 'network');
-    }
-    const text = await response.text().catch(() => '');
+    const headers = { 'idempotency-key': batchIdempotencyKey(batch), 'x-cdp-signature': signature(this.secret, body) };
+    const { response, text } = await postJson(this.url, this.url, headers, body, this.timeoutMs);
     if (!response.ok) {
       const detail = text.trim().slice(0, 300);
       throw DeliveryError.fromStatus(response.status, `POST ${this.url} answered ${response.status}${detail ? `: ${detail}` : ''}`, parseRetryAfter(response.headers.get('retry-after')));

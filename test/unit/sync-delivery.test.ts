@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Destination, OutboundRecord, RecordResult } from '../../src/destinations/destination.js';
 import { DeliveryError, parseRetryAfter } from '../../src/destinations/errors.js';
-import { batchIdempotencyKey, envReference, signature, webhookDestination } from '../../src/destinations/webhook.js';
+import { envReference } from '../../src/destinations/http-connector.js';
+import { batchIdempotencyKey, signature, webhookDestination } from '../../src/destinations/webhook.js';
 import { YamlValue } from '../../src/project/yaml-reader.js';
 import { DEFAULT_DELIVERY, deliveryPolicy, type DeliveryPolicy } from '../../src/sync/contract.js';
 import { deliverer, DestinationStopped, RateLimiter } from '../../src/sync/delivery.js';
