@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
+import { ScriptedServer, type FakeResponse } from './scripted-server.js';
 
 /**
  * A local stand-in for HubSpot CRM v3 contacts (../shared/reference/reverse-etl.md), on loopback
@@ -25,55 +25,18 @@ export interface Contact {
   properties: Record<string, string>;
 }
 
-type Failure = { status: 429; retryAfter: string } | { status: number; body?: string };
-
-export class FakeHubSpot {
+export class FakeHubSpot extends ScriptedServer {
   readonly requests: RecordedRequest[] = [];
   /** Live contacts by lower-cased email (or id_property value). */
   readonly contacts = new Map<string, Contact>();
   readonly archived: Contact[] = [];
   private nextId = 1001;
-  private failures: Failure[] = [];
   private readonly rejected = new Map<string, string>();
-  private server: Server | undefined;
-  url = '';
 
-  constructor(readonly token: string) {}
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const { status, headers, body } = this.handle(req.method ?? '', req.url ?? '', req.headers, Buffer.concat(chunks).toString('utf8'));
-        res.writeHead(status, headers);
-        res.end(body);
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
+  constructor(readonly token: string) {
+    super();
   }
 
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  rateLimitNext(n: number, retryAfter: string): this {
-    for (let i = 0; i < n; i++) this.failures.push({ status: 429, retryAfter });
-    return this;
-  }
-
-  passNext(n: number): this {
-    for (let i = 0; i < n; i++) this.failures.push({ status: 0 });
-    return this;
-  }
-
-  failNext(n: number, status: number, body?: string): this {
-    for (let i = 0; i < n; i++) this.failures.push({ status, body });
-    return this;
-  }
 
   /** Upserts of these emails fail one by one, in a 207. */
   rejectEmails(emails: string[], message = 'Property values were not valid'): this {
@@ -91,7 +54,7 @@ export class FakeHubSpot {
     return [...this.contacts.keys()].sort();
   }
 
-  private handle(method: string, path: string, headers: IncomingHttpHeaders, text: string): { status: number; headers: Record<string, string>; body: string } {
+  protected handle(method: string, path: string, headers: IncomingHttpHeaders, text: string): FakeResponse {
     let body: any;
     try {
       body = JSON.parse(text);
@@ -108,7 +71,7 @@ export class FakeHubSpot {
     if (headers['authorization'] !== `Bearer ${this.token}`) {
       return error(401, 'INVALID_AUTHENTICATION', 'Authentication credentials not found. This API supports OAuth 2.0 authentication.');
     }
-    const failure = this.failures.shift();
+    const failure = this.nextFailure();
     if (failure && failure.status !== 0) {
       if ('retryAfter' in failure) {
         return reply(429, {

@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
+import { ScriptedServer, type FakeResponse } from './scripted-server.js';
 
 /**
  * A local stand-in for a webhook receiver (the `webhook` connector's contract,
@@ -30,69 +30,20 @@ export interface RecordedRequest {
   status: number;
 }
 
-type Failure = { status: 429; retryAfter: string } | { status: number; body?: string };
-
-export class FakeWebhook {
+export class FakeWebhook extends ScriptedServer {
   readonly requests: RecordedRequest[] = [];
   /** Records applied, once each: idempotency_key → record. */
   readonly applied = new Map<string, WireRecord>();
   /** How many times each idempotency_key arrived in an acknowledged response. */
   readonly deliveries = new Map<string, number>();
-  /** Requests in progress now, and the most at once. */
-  inFlight = 0;
-  maxInFlight = 0;
-  /** Milliseconds each request takes (to make concurrency observable). */
-  latencyMs = 0;
-  private failures: Failure[] = [];
   private readonly rejectedKeys = new Map<string, string>();
   private readonly poisonKeys = new Set<string>();
-  private server: Server | undefined;
-  url = '';
 
-  constructor(readonly secret: string) {}
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        this.inFlight++;
-        this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-        setTimeout(() => {
-          const { status, headers, body } = this.handle(req.method ?? '', req.url ?? '', req.headers, Buffer.concat(chunks).toString('utf8'));
-          this.inFlight--;
-          res.writeHead(status, headers);
-          res.end(body);
-        }, this.latencyMs);
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hooks/cdp`;
-    return this;
+  constructor(readonly secret: string) {
+    super();
   }
 
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  /** The next `n` requests fail with 429 and `Retry-After: <retryAfter>` (seconds or an HTTP date). */
-  rateLimitNext(n: number, retryAfter: string): this {
-    for (let i = 0; i < n; i++) this.failures.push({ status: 429, retryAfter });
-    return this;
-  }
-
-  /** The next `n` requests are served normally (to place a failure later in the script). */
-  passNext(n: number): this {
-    for (let i = 0; i < n; i++) this.failures.push({ status: 0 });
-    return this;
-  }
-
-  /** The next `n` requests fail with `status` (500, 503, 401, 403, …). */
-  failNext(n: number, status: number, body?: string): this {
-    for (let i = 0; i < n; i++) this.failures.push({ status, body });
-    return this;
-  }
+  protected override readonly urlPath = '/hooks/cdp';
 
   /** Records with these keys are refused one by one (a 207 with per-record results). */
   rejectKeys(keys: string[], reason = 'invalid record'): this {
@@ -118,7 +69,7 @@ export class FakeWebhook {
     return [...this.applied.values()].map((r) => r.key).sort();
   }
 
-  private handle(method: string, path: string, headers: IncomingHttpHeaders, body: string): { status: number; headers: Record<string, string>; body: string } {
+  protected handle(method: string, path: string, headers: IncomingHttpHeaders, body: string): FakeResponse {
     const expected = `sha256=${createHmac('sha256', this.secret).update(body).digest('hex')}`;
     const given = String(headers['x-cdp-signature'] ?? '');
     const signatureValid = given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
@@ -141,7 +92,7 @@ export class FakeWebhook {
     };
     if (method !== 'POST') return reply(405);
     if (!signatureValid) return reply(401, {}, JSON.stringify({ error: 'bad signature' }));
-    const failure = this.failures.shift();
+    const failure = this.nextFailure();
     if (failure && failure.status !== 0) {
       if ('retryAfter' in failure) return reply(429, { 'retry-after': failure.retryAfter }, JSON.stringify({ error: 'rate limited' }));
       return reply(failure.status, {}, failure.body ?? JSON.stringify({ error: `scripted ${failure.status}` }));
