@@ -69,7 +69,7 @@ export async function buildIdentityEdges(
     await steps.runAll(d.atomically([
       mergeDeltaSql(d, node.relation, delta, version),
       ...updateRanksSql(d, node.relation, ranks, version),
-      `UPDATE ${d.quoteRelation(node.relation)} AS tgt SET status = ${edgeStatusSql(rules, 'tgt')} WHERE tgt.version = ${version}`,
+      `UPDATE ${d.quoteRelation(node.relation)} AS tgt SET status = ${edgeStatusSql(d, rules, 'tgt')} WHERE tgt.version = ${version}`,
       ...writeMetaSql(d, meta, updates),
     ], 'dml'));
     return { executed: steps.executed, rowsAffected, mode: 'incremental' };

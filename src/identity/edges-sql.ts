@@ -1,5 +1,6 @@
 import type { NodeReference } from '../project/schema-file.js';
 import type { Dialect } from '../warehouse/dialect.js';
+import { limitCaseSql } from './type-case.js';
 import { neverTrustedSql, normalizeFromRawSql, phoneKeptSql, rawTextSql } from './normalize.js';
 import type { EdgeSource, IdentifierType, IdentityRules } from './rules.js';
 
@@ -110,10 +111,6 @@ function pairSelects(dialect: Dialect, source: EdgeSource): string[] {
   return selects;
 }
 
-function limitCase(rules: IdentityRules, column: string): string {
-  return `CASE ${column} ${rules.types.map((t) => `WHEN '${t.name}' THEN ${t.limit}`).join(' ')} END`;
-}
-
 /** The edge rows of the sources: normalised, filtered, grouped per (pair, source, rule). */
 function edgeRowsCtes(dialect: Dialect, rules: IdentityRules, incremental: boolean): string {
   const sources = rules.sources.map((s) => sourceSql(dialect, rules, s, incremental));
@@ -149,10 +146,10 @@ export function partnerRanksSql(links: string, restrictTo?: string): string {
 }
 
 /** The guard status of an edge from its stored ranks and partner counts. */
-export function edgeStatusSql(rules: IdentityRules, alias: string): string {
+export function edgeStatusSql(dialect: Dialect, rules: IdentityRules, alias: string): string {
   return `CASE
     WHEN ${alias}.partners_a > ${rules.maxPartners} OR ${alias}.partners_b > ${rules.maxPartners} THEN 'super_connector'
-    WHEN ${alias}.rank_ab > ${limitCase(rules, `${alias}.type_b`)} OR ${alias}.rank_ba > ${limitCase(rules, `${alias}.type_a`)} THEN 'limit'
+    WHEN ${alias}.rank_ab > ${limitCaseSql(dialect, rules, `${alias}.type_b`)} OR ${alias}.rank_ba > ${limitCaseSql(dialect, rules, `${alias}.type_a`)} THEN 'limit'
     ELSE 'active'
   END`;
 }
@@ -190,7 +187,7 @@ ranked_edges AS (
   FROM edges AS e
   JOIN guards AS g ON g.type_a = e.type_a AND g.value_a = e.value_a AND g.type_b = e.type_b AND g.value_b = e.value_b
 )
-SELECT r.*, ${edgeStatusSql(rules, 'r')} AS status
+SELECT r.*, ${edgeStatusSql(dialect, rules, 'r')} AS status
 FROM ranked_edges AS r
 {{/if}}
 `;

@@ -1,6 +1,7 @@
 import type { Relation } from '../compile/node.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import { normalizeSql } from './normalize.js';
+import { limitCaseSql, priorityCaseSql } from './type-case.js';
 import type { IdentifierRef, IdentityRules } from './rules.js';
 
 /**
@@ -36,14 +37,6 @@ export const STATE_COLUMNS = {
     ['edge_type_a', 'string'], ['edge_value_a', 'string'], ['edge_type_b', 'string'], ['edge_value_b', 'string'], ['edge_source', 'string'],
   ],
 } as const;
-
-function priorityCase(rules: IdentityRules, column: string): string {
-  return `CASE ${column} ${rules.types.map((t) => `WHEN '${t.name}' THEN ${t.priority}`).join(' ')} END`;
-}
-
-function limitCase(rules: IdentityRules, column: string): string {
-  return `CASE ${column} ${rules.types.map((t) => `WHEN '${t.name}' THEN ${t.limit}`).join(' ')} END`;
-}
 
 /**
  * Every identifier of a kept edge gets an integer id (CC works on integers, not strings), its
@@ -95,9 +88,9 @@ export function limitViolationsSql(d: Dialect, r: GraphRelations, rules: Identit
   GROUP BY c.component, n.identifier_type
 ),
 violating AS (
-  SELECT DISTINCT component FROM counts WHERE k > ${limitCase(rules, 'identifier_type')}
+  SELECT DISTINCT component FROM counts WHERE k > ${limitCaseSql(d, rules, 'identifier_type')}
 )
-SELECT v.component, MAX(${priorityCase(rules, 'c.identifier_type')}) AS demote_priority
+SELECT v.component, MAX(${priorityCaseSql(d, rules, 'c.identifier_type')}) AS demote_priority
 FROM violating AS v JOIN counts AS c ON c.component = v.component
 GROUP BY v.component`;
 }
@@ -112,7 +105,7 @@ export function demotedNodesSql(d: Dialect, r: GraphRelations, rules: IdentityRu
 FROM ${d.quoteRelation(r.components)} AS c
 JOIN ${d.quoteRelation(violations)} AS v ON v.component = c.component
 JOIN ${d.quoteRelation(r.nodes)} AS n ON n.node = c.node
-WHERE ${priorityCase(rules, 'n.identifier_type')} = v.demote_priority`;
+WHERE ${priorityCaseSql(d, rules, 'n.identifier_type')} = v.demote_priority`;
 }
 
 /** Links touching any of `nodes` (a relation with a `node` column) are removed. */
