@@ -97,24 +97,22 @@ WHEN NOT MATCHED THEN INSERT (type_a, value_a, type_b, value_b, source, rule, fi
 
 /**
  * Every pair that touches a touched identifier, over the edges and the delta together (what the
- * merge will produce), aggregated over sources: what their ranks need. Rows may repeat; the
+ * merge will produce), aggregated over sources: what their ranks need. Every delta row touches
+ * a touched identifier by definition, so the delta is taken whole. Rows may repeat; the
  * aggregates do not mind.
  */
 export function touchedLinksSql(d: Dialect, edges: Relation, delta: Relation, touched: Relation): string {
+  const e = d.quoteRelation(edges);
   const k = d.quoteRelation(touched);
-  const columns = 'type_a, value_a, type_b, value_b, verified, first_seen';
-  return `WITH candidate_rows AS (
-  SELECT ${columns} FROM ${d.quoteRelation(edges)}
+  const columns = (alias: string) => ['type_a', 'value_a', 'type_b', 'value_b', 'verified', 'first_seen'].map((c) => `${alias}.${c}`).join(', ');
+  return `SELECT type_a, value_a, type_b, value_b, ${d.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
+FROM (
+  SELECT ${columns('x')} FROM ${e} AS x JOIN ${k} AS k ON k.t = x.type_a AND k.v = x.value_a
   UNION ALL
-  SELECT ${columns} FROM ${d.quoteRelation(delta)}
-),
-hit AS (
-  SELECT x.* FROM candidate_rows AS x JOIN ${k} AS k ON k.t = x.type_a AND k.v = x.value_a
+  SELECT ${columns('x')} FROM ${e} AS x JOIN ${k} AS k ON k.t = x.type_b AND k.v = x.value_b
   UNION ALL
-  SELECT x.* FROM candidate_rows AS x JOIN ${k} AS k ON k.t = x.type_b AND k.v = x.value_b
-)
-SELECT type_a, value_a, type_b, value_b, ${d.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
-FROM hit
+  SELECT ${columns('x')} FROM ${d.quoteRelation(delta)} AS x
+) AS hit
 GROUP BY type_a, value_a, type_b, value_b`;
 }
 
