@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
 import { BOOKINGS_AND_PAYMENTS_EVENTS, CUSTOMERS_IDENTITY } from '../helpers/fixtures.js';
@@ -98,6 +99,8 @@ describe('golden_record.yml', () => {
   ])('rejects %s with file and key (exit 2, nothing built)', async (_name, from, to, message) => {
     const p = project({ 'golden_record.yml': GOLDEN.replace(from, to) });
     const run = expectCode(await p.cdp(['build']), 2);
+    // A configuration error stops before the warehouse is opened: nothing is built.
+    expect(existsSync(p.path('target/test.duckdb'))).toBe(false);
     expect(output(run)).toMatch(/golden_record\.yml:\d+/);
     expect(output(run)).toMatch(message);
   });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
 import { CUSTOMERS_IDENTITY } from '../helpers/fixtures.js';
@@ -138,6 +139,8 @@ describe('golden_record.yml traits (survivorship)', () => {
     expect(golden).not.toBe(GOLDEN);
     const p = project({ 'golden_record.yml': golden });
     const run = expectCode(await p.cdp(['build']), 2);
+    // A configuration error stops before the warehouse is opened: nothing is built.
+    expect(existsSync(p.path('target/test.duckdb'))).toBe(false);
     expect(output(run)).toMatch(/golden_record\.yml:\d+/);
     expect(output(run)).toMatch(message);
   });
