@@ -5,7 +5,11 @@
  * connector only ever sees rows that may leave the warehouse.
  */
 
-export const SYNC_MODES = ['upsert', 'mirror', 'insert', 'add_remove'] as const;
+/**
+ * `update` sends adds and changes like `upsert`, but the connector must never create a record:
+ * one the platform does not have is a per-record rejection (docs/destinations.md).
+ */
+export const SYNC_MODES = ['upsert', 'update', 'mirror', 'insert', 'add_remove'] as const;
 export type SyncMode = (typeof SYNC_MODES)[number];
 
 export const ON_REMOVE = ['nothing', 'clear', 'delete'] as const;
@@ -19,6 +23,12 @@ export interface DestinationCapabilities {
   maxBatchSize: number;
   /** Target fields the platform has; `any` for schemaless targets (files, webhooks). */
   fields: 'any' | readonly string[];
+  /**
+   * False when the platform cannot recognise a resent record (Braze events, for instance): the
+   * engine then never resends an insert whose outcome a crash left unknown; it reports it as
+   * in doubt instead. Upserts by key and idempotency-keyed calls deduplicate (the default).
+   */
+  deduplicates?: boolean;
 }
 
 export interface OutboundRecord {
@@ -30,11 +40,22 @@ export interface OutboundRecord {
   payloadHash: string;
   /** Mapped fields (for a remove: the payload last acknowledged, so identifiers are known). */
   payload: Record<string, unknown>;
-  /** For removes: delete the record, or clear the mapped fields. */
-  removal?: 'delete' | 'clear';
+  /**
+   * For removes: delete the record, clear the mapped fields, or `erase`: a privacy deletion
+   * request (docs/privacy.md), which uses the platform's own data-subject deletion whatever the
+   * contract's `on_remove` says.
+   */
+  removal?: Removal;
+  /** What the connector returned with this key's last acknowledgement (a remote id, a created flag). */
+  meta?: RecordMeta;
 }
 
-export type RecordResult = { key: string; ok: true } | { key: string; ok: false; reason: string };
+export type Removal = 'delete' | 'clear' | 'erase';
+
+/** Small facts a connector keeps per record between runs; stored with the snapshot, merged over earlier ones. */
+export type RecordMeta = Record<string, string | number | boolean>;
+
+export type RecordResult = { key: string; ok: true; meta?: RecordMeta } | { key: string; ok: false; reason: string };
 
 export interface Destination {
   readonly capabilities: DestinationCapabilities;

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { errorMessage } from '../errors.js';
-import type { Destination, OutboundRecord, RecordResult } from '../destinations/destination.js';
+import type { Destination, OutboundRecord, RecordMeta, RecordResult } from '../destinations/destination.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { Row, Session } from '../warehouse/warehouse.js';
 import type { Contract } from './contract.js';
 import { deliverer, DestinationStopped } from './delivery.js';
 import { acquireLock, lockHolder, releaseLock } from './lock.js';
 import { planDestination, type DestinationPlan, type Op, type OpCounts } from './plan.js';
-import { createStateSql, diffSql, stateRelation } from './sql.js';
+import { createStateSql, diffSql, STATE_COLUMNS, stateRelation, type StateTable } from './sql.js';
 
 export interface RecordRejection {
   primary_key: string;
@@ -50,16 +50,16 @@ function zero(): OpCounts {
   return { add: 0, change: 0, remove: 0 };
 }
 
-/** Columns the delivery controls add to `cdp_sync.rejections` (older state schemas lack them). */
-const REJECTION_EXTRA_COLUMNS = [['status', 'string'], ['payload_hash', 'string']] as const;
-
+/** Creates the state tables, and adds the columns later versions introduced to tables an older version created. */
 export async function ensureState(session: Session, d: Dialect, database: string | undefined): Promise<void> {
   for (const sql of createStateSql(d, database)) await session.execute(sql);
-  const rejections = stateRelation(database, 'rejections');
-  const info = await session.describe(rejections);
-  const have = new Set((info?.columns ?? []).map((c) => c.name.toLowerCase()));
-  for (const [name, type] of REJECTION_EXTRA_COLUMNS) {
-    if (!have.has(name)) await session.execute(`ALTER TABLE ${d.quoteRelation(rejections)} ADD COLUMN ${d.quoteIdentifier(name)} ${d.types[type]}`);
+  for (const table of Object.keys(STATE_COLUMNS) as StateTable[]) {
+    const relation = stateRelation(database, table);
+    const info = await session.describe(relation);
+    const have = new Set((info?.columns ?? []).map((c) => c.name.toLowerCase()));
+    for (const [name, type] of STATE_COLUMNS[table]) {
+      if (!have.has(name)) await session.execute(`ALTER TABLE ${d.quoteRelation(relation)} ADD COLUMN ${d.quoteIdentifier(name)} ${d.types[type]}`);
+    }
   }
 }
 
@@ -122,7 +122,10 @@ export async function syncDestination(
     const total = result.planned.add + result.planned.change + result.planned.remove;
     if (total > 0) {
       connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, options: contract.options });
-      const pending = `SELECT p.op, p.primary_key, p.payload, p.payload_hash ${planned} AND NOT ${quarantined} ORDER BY p.op, p.primary_key`;
+      // The connector gets back what it kept per record (RecordMeta) with the last acknowledgement.
+      const pending = `SELECT p.op, p.primary_key, p.payload, p.payload_hash, s.meta FROM ${rel('plans')} AS p
+        LEFT JOIN ${rel('snapshots')} AS s ON s.destination = p.destination AND s.primary_key = p.primary_key
+        WHERE p.run_id = ${run} AND p.destination = ${dest} AND p.send AND NOT ${quarantined} ORDER BY p.op, p.primary_key`;
       const delivery = deliverer(connector, contract.delivery);
       const raw = new Map<OutboundRecord, string>();
       let done = 0;
@@ -210,6 +213,8 @@ function toRecord(contract: Contract, row: Row): OutboundRecord {
   const payload = JSON.parse(String(row['payload'])) as Record<string, unknown>;
   const record: OutboundRecord = { op, key, idempotencyKey: idempotencyKey(contract.name, key, op, payloadHash), payloadHash, payload };
   if (op === 'remove') record.removal = contract.onRemove === 'clear' ? 'clear' : 'delete';
+  const meta = row['meta'];
+  if (typeof meta === 'string' && meta !== '') record.meta = JSON.parse(meta) as RecordMeta;
   return record;
 }
 
@@ -230,6 +235,11 @@ async function commitBatch(
   const dest = d.literal(contract.name);
   const byKey = new Map(results.map((r) => [r.key, r]));
   const acked: OutboundRecord[] = [];
+  const metaOf = (r: OutboundRecord): string | null => {
+    const result = byKey.get(r.key);
+    const merged = { ...r.meta, ...(result?.ok ? result.meta : undefined) };
+    return Object.keys(merged).length > 0 ? JSON.stringify(merged) : null;
+  };
   const rejected: { record: OutboundRecord; reason: string }[] = [];
   for (const record of batch) {
     const r = byKey.get(record.key);
@@ -241,8 +251,8 @@ async function commitBatch(
     statements.push(`DELETE FROM ${snapshots} WHERE destination = ${dest} AND primary_key IN (${acked.map((r) => d.literal(r.key)).join(', ')})`);
     const kept = acked.filter((r) => r.op !== 'remove');
     if (kept.length > 0) {
-      statements.push(`INSERT INTO ${snapshots} (destination, primary_key, payload_hash, payload, synced_at) VALUES\n${kept
-        .map((r) => `(${dest}, ${d.literal(r.key)}, ${d.literal(r.payloadHash)}, ${d.literal(raw.get(r) ?? JSON.stringify(r.payload))}, ${d.currentTimestamp()})`)
+      statements.push(`INSERT INTO ${snapshots} (destination, primary_key, payload_hash, payload, synced_at, meta) VALUES\n${kept
+        .map((r) => `(${dest}, ${d.literal(r.key)}, ${d.literal(r.payloadHash)}, ${d.literal(raw.get(r) ?? JSON.stringify(r.payload))}, ${d.currentTimestamp()}, ${d.literal(metaOf(r))})`)
         .join(',\n')}`);
     }
   }

@@ -14,7 +14,8 @@ export type StateTable = 'snapshots' | 'runs' | 'rejections' | 'locks' | 'plans'
 export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, ColumnType])[]> = {
   // The last ACKNOWLEDGED payload per destination and key (not only its hash: a remove needs the
   // identifiers that were sent).
-  snapshots: [['destination', 'string'], ['primary_key', 'string'], ['payload_hash', 'string'], ['payload', 'string'], ['synced_at', 'timestamp']],
+  // `meta`: JSON of what the connector keeps per record (RecordMeta: a remote id, a created flag).
+  snapshots: [['destination', 'string'], ['primary_key', 'string'], ['payload_hash', 'string'], ['payload', 'string'], ['synced_at', 'timestamp'], ['meta', 'string']],
   runs: [
     ['run_id', 'string'], ['destination', 'string'], ['status', 'string'], ['started_at', 'timestamp'], ['finished_at', 'timestamp'],
     ['planned_add', 'bigint'], ['planned_change', 'bigint'], ['planned_remove', 'bigint'],
@@ -22,7 +23,10 @@ export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, Colum
     ['failed_add', 'bigint'], ['failed_change', 'bigint'], ['failed_remove', 'bigint'],
     ['excluded_consent', 'bigint'], ['message', 'string'],
   ],
-  rejections: [['run_id', 'string'], ['destination', 'string'], ['primary_key', 'string'], ['op', 'string'], ['reason', 'string'], ['attempts', 'integer'], ['rejected_at', 'timestamp']],
+  rejections: [
+    ['run_id', 'string'], ['destination', 'string'], ['primary_key', 'string'], ['op', 'string'], ['reason', 'string'], ['attempts', 'integer'], ['rejected_at', 'timestamp'],
+    ['status', 'string'], ['payload_hash', 'string'],
+  ],
   locks: [['destination', 'string'], ['holder', 'string'], ['acquired_at', 'timestamp']],
   // What each run intended to send (reconciliation); the delivery loop streams from here.
   plans: [['run_id', 'string'], ['destination', 'string'], ['op', 'string'], ['primary_key', 'string'], ['payload', 'string'], ['payload_hash', 'string'], ['reason', 'string'], ['send', 'boolean']],
@@ -105,7 +109,7 @@ export function diffSql(d: Dialect, contract: Contract, snapshotsExist: boolean)
   const sendsChanges = contract.mode !== 'insert';
   // Rows that left the model are removed unless the contract says `on_remove: nothing` (or the
   // mode only inserts). Rows that lost consent are always removed: the engine enforces consent.
-  const sendsLeftModel = contract.mode === 'mirror' || contract.mode === 'add_remove' || (contract.mode === 'upsert' && contract.onRemove !== 'nothing');
+  const sendsLeftModel = contract.mode === 'mirror' || contract.mode === 'add_remove' || ((contract.mode === 'upsert' || contract.mode === 'update') && contract.onRemove !== 'nothing');
   return [
     `WITH cur AS (`,
     `  SELECT src.primary_key, src.payload, ${d.sha256Hex('src.payload')} AS payload_hash, src.consented FROM (`,
