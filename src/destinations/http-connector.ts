@@ -63,13 +63,22 @@ export function timeoutOf(options: Record<string, unknown>): number {
 }
 
 /** POSTs a JSON body; a failure to get any answer is a retryable network error. */
-export async function postJson(url: string, label: string, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ response: Response; text: string }> {
+export function postJson(url: string, label: string, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ response: Response; text: string }> {
+  return requestJson('POST', url, label, headers, body, timeoutMs);
+}
+
+/**
+ * Sends one request (a JSON body when `body` is given; `headers` may override its content type,
+ * e.g. JSON:API's `application/vnd.api+json`); a failure to get any answer is a retryable network error.
+ */
+export async function requestJson(method: string, url: string, label: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ response: Response; text: string }> {
   let response: Response;
   try {
-    response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, signal: AbortSignal.timeout(timeoutMs) });
+    const allHeaders = body === undefined ? headers : { 'content-type': 'application/json', ...headers };
+    response = await fetch(url, { method, headers: allHeaders, body, signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    throw new DeliveryError(`POST ${label} failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`, 'network');
+    throw new DeliveryError(`${method} ${label} failed: ${cause?.code ?? cause?.message ?? (error as Error).message}`, 'network');
   }
   return { response, text: await response.text().catch(() => '') };
 }
