@@ -1,12 +1,15 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordResult } from './destination.js';
+import { wireOp } from './wire-op.js';
 
 /**
- * The file outbox: one file per run and destination, `<directory>/<destination>/<run_id>.jsonl`
- * (or `.csv`). Each batch is appended and fsynced before it is acknowledged, so whatever the
- * engine committed is on disk; a batch written but not committed (a crash in between) is
- * written again by the next run with the same idempotency keys.
+ * The file outbox (docs/connectors/file.md): one file per run and destination,
+ * `<directory>/<destination>/<run_id>.jsonl` (or `.csv`). Each batch is appended and fsynced
+ * before it is acknowledged, so whatever the engine committed is on disk; a batch written but not
+ * committed (a crash in between) is written again by the next run with the same idempotency keys.
+ * A privacy erasure is a deletion line (`op: "delete"`, `removal: "erase"`) keeping the payload
+ * last sent, so the consumer knows what to delete.
  */
 export const fileDestination: DestinationType = {
   type: 'file',
@@ -64,7 +67,7 @@ class FileOutbox implements Destination {
 
 function jsonLine(r: OutboundRecord): string {
   const removal = r.removal ? { removal: r.removal } : {};
-  return JSON.stringify({ op: r.op, key: r.key, idempotency_key: r.idempotencyKey, payload_hash: r.payloadHash, ...removal, payload: r.payload }) + '\n';
+  return JSON.stringify({ op: wireOp(r), key: r.key, idempotency_key: r.idempotencyKey, payload_hash: r.payloadHash, ...removal, payload: r.payload }) + '\n';
 }
 
 function csvCell(value: string): string {
@@ -72,5 +75,5 @@ function csvCell(value: string): string {
 }
 
 function csvLine(r: OutboundRecord): string {
-  return [r.op, r.key, r.idempotencyKey, r.payloadHash, r.removal ?? '', JSON.stringify(r.payload)].map(csvCell).join(',') + '\n';
+  return [wireOp(r), r.key, r.idempotencyKey, r.payloadHash, r.removal ?? '', JSON.stringify(r.payload)].map(csvCell).join(',') + '\n';
 }

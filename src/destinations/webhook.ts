@@ -2,27 +2,32 @@ import { createHash, createHmac } from 'node:crypto';
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordResult } from './destination.js';
 import { DeliveryError, parseRetryAfter } from './errors.js';
 import { postJson, resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
+import { wireOp, type WireOp } from './wire-op.js';
 
 /**
- * The webhook connector: POSTs each batch as JSON `{records: [{op, key, idempotency_key,
- * payload}]}` to `options.url`, signed with HMAC-SHA256 (`X-CDP-Signature: sha256=<hex>`) and
- * carrying a batch `Idempotency-Key`. The receiver answers 2xx with no body (all acknowledged) or
- * `{results: [{key, status: 'ok'|'error', reason}]}` (207-style, per record). Errors are
- * classified for the engine's retry policy (src/destinations/errors.ts).
+ * The webhook connector (docs/connectors/webhook.md): POSTs each batch as JSON `{records: [{op,
+ * key, idempotency_key, payload}]}` to `options.url`, signed with HMAC-SHA256
+ * (`X-CDP-Signature: sha256=<hex>`) and carrying a batch `Idempotency-Key`. A privacy erasure
+ * goes out as `op: "delete"` with the payload last acknowledged. The receiver answers 2xx with no
+ * body (all acknowledged) or `{results: [{key, status: 'ok'|'error', reason}]}` (207-style, per
+ * record). Errors are classified for the engine's retry policy (src/destinations/errors.ts).
  */
 export const WEBHOOK_MAX_BATCH = 1000;
 const OPTIONS = ['url', 'secret', 'timeout_ms'];
 
 export interface WebhookRecord {
-  op: string;
+  op: WireOp;
   key: string;
   idempotency_key: string;
   payload: Record<string, unknown>;
 }
 
-/** The batch `Idempotency-Key`: sha256 over `op:key:payload_hash` lines, in batch order. A resend of the same batch carries the same key. */
-export function batchIdempotencyKey(batch: readonly Pick<OutboundRecord, 'op' | 'key' | 'payloadHash'>[]): string {
-  return createHash('sha256').update(batch.map((r) => `${r.op}:${r.key}:${r.payloadHash}`).join('\n')).digest('hex');
+/**
+ * The batch `Idempotency-Key`: sha256 over `op:key:payload_hash` lines, in batch order, `op` as on
+ * the wire (so a receiver can recompute it). A resend of the same batch carries the same key.
+ */
+export function batchIdempotencyKey(batch: readonly Pick<OutboundRecord, 'op' | 'removal' | 'key' | 'payloadHash'>[]): string {
+  return createHash('sha256').update(batch.map((r) => `${wireOp(r)}:${r.key}:${r.payloadHash}`).join('\n')).digest('hex');
 }
 
 export function signature(secret: string, body: string): string {
@@ -58,7 +63,7 @@ class Webhook implements Destination {
   ) {}
 
   async send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
-    const records: WebhookRecord[] = batch.map((r) => ({ op: r.op, key: r.key, idempotency_key: r.idempotencyKey, payload: r.payload }));
+    const records: WebhookRecord[] = batch.map((r) => ({ op: wireOp(r), key: r.key, idempotency_key: r.idempotencyKey, payload: r.payload }));
     const body = JSON.stringify({ records });
     const headers = { 'idempotency-key': batchIdempotencyKey(batch), 'x-cdp-signature': signature(this.secret, body) };
     const { response, text } = await postJson(this.url, this.url, headers, body, this.timeoutMs);

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
 import { FakeHubSpot } from '../fakes/hubspot-server.js';
 
-/** The hubspot connector (CRM v3 contacts) against a local fake: upsert, archive, batch cap, 429, 207, 401, token hygiene. */
+/** The hubspot connector (CRM v3 contacts) against a local fake: upsert, archive, ids kept as meta, batch cap, 429, 207, 401, token hygiene. */
 const track = projectPool();
 const TOKEN = 'pat-na1-7c2e9f41-test-token-0b8d';
 const FIXTURE = readFileSync(path.join(import.meta.dirname, '../fixtures/destinations/hubspot.yml'), 'utf8');
@@ -76,7 +76,7 @@ describe('the hubspot connector', () => {
     const [upsert] = hub.requests;
     expect(upsert).toMatchObject({ method: 'POST', path: '/crm/v3/objects/contacts/batch/upsert', status: 200 });
     expect(upsert!.headers['authorization']).toBe(`Bearer ${TOKEN}`);
-    expect(upsert!.body.inputs[0]).toEqual({ idProperty: 'email', id: 'user1@example.com', properties: { email: 'user1@example.com', firstname: 'User 1', score: '10' } });
+    expect(upsert!.body.inputs[0]).toEqual({ idProperty: 'email', id: 'user1@example.com', properties: { email: 'user1@example.com', firstname: 'User 1', score: '10' }, objectWriteTraceId: '1' });
     expect(hub.emails()).toEqual(emails([1, 2, 3]));
 
     // Row 2 leaves the model (mirror): read by email, then archive by HubSpot id.
@@ -94,6 +94,33 @@ describe('the hubspot connector', () => {
     await sync(p, 0);
     expect(hub.requests).toHaveLength(3);
     for (const file of filesUnder(p.path('target'))) expect(readFileSync(file).includes(TOKEN), file).toBe(false);
+  });
+
+  it('keeps each contact\'s HubSpot id in cdp_sync.snapshots.meta, and created only for contacts cdp created; created survives later updates', async () => {
+    const p = await setup(3);
+    // Contact 3 is already in the CRM: the upsert updates it (new: false).
+    const theirs = hub.addContact('user3@example.com', { phone: '+4915100000' });
+    await sync(p, 0);
+    const id = (email: string) => hub.contacts.get(email)!.id;
+    const metas = async () => {
+      const rows = await p.query(`SELECT primary_key, meta FROM cdp_sync.snapshots WHERE destination = 'crm_hubspot' ORDER BY primary_key`);
+      return Object.fromEntries(rows.map((r) => [String(r['primary_key']), JSON.parse(String(r['meta']))]));
+    };
+    expect(await metas()).toEqual({
+      '1': { id: id('user1@example.com'), created: true },
+      '2': { id: id('user2@example.com'), created: true },
+      '3': { id: theirs.id },
+    });
+
+    p.write({ 'seeds/people.csv': people(3).replace('User 1,10', 'User One,10').replace('User 3,30', 'User Three,30') });
+    expectCode(await p.cdp(['build']), 0);
+    expect(await sync(p, 0)).toMatchObject({ succeeded: { change: 2 } });
+    expect(hub.requests.at(-1)!.body.inputs.map((i: any) => i.objectWriteTraceId)).toEqual(['1', '3']);
+    expect(await metas()).toEqual({
+      '1': { id: id('user1@example.com'), created: true },
+      '2': { id: id('user2@example.com'), created: true },
+      '3': { id: theirs.id },
+    });
   });
 
   it('splits 250 records into batches of at most 100 (the declared cap is the default batch size)', async () => {

@@ -5,10 +5,12 @@ import { ScriptedServer, type FakeResponse } from './scripted-server.js';
 /**
  * A local stand-in for HubSpot CRM v3 contacts (../shared/reference/reverse-etl.md), on loopback
  * only. It checks the Bearer token, enforces the 100-input batch cap (400 VALIDATION_ERROR),
- * implements batch/upsert (by idProperty), batch/read (by idProperty; 207 OBJECT_NOT_FOUND for
- * missing ids) and batch/archive (HubSpot ids, 204), records every request, and can be scripted:
- * 429 with HubSpot's RATE_LIMIT body and Retry-After, 5xx, 401, and 207 per-record errors for
- * given emails.
+ * implements batch/upsert (by idProperty; each result echoes `objectWriteTraceId` and says `new`
+ * when the call created the contact), batch/read (by idProperty; 207 OBJECT_NOT_FOUND for missing
+ * ids), batch/archive (HubSpot ids, 204) and gdpr-delete (one contact by HubSpot id, or by
+ * idProperty; 204; an unknown id is a 404, an unknown email is blocklisted as HubSpot documents),
+ * records every request, and can be scripted: 429 with HubSpot's RATE_LIMIT body and
+ * Retry-After, 5xx, 401, and 207 per-record errors for given emails.
  */
 
 export interface RecordedRequest {
@@ -30,6 +32,10 @@ export class FakeHubSpot extends ScriptedServer {
   /** Live contacts by lower-cased email (or id_property value). */
   readonly contacts = new Map<string, Contact>();
   readonly archived: Contact[] = [];
+  /** Contacts permanently deleted by gdpr-delete. */
+  readonly gdprDeleted: Contact[] = [];
+  /** Emails gdpr-delete was given but did not find: HubSpot blocklists them. */
+  readonly blocklist = new Set<string>();
   private nextId = 1001;
   private readonly rejected = new Map<string, string>();
 
@@ -37,6 +43,13 @@ export class FakeHubSpot extends ScriptedServer {
     super();
   }
 
+  /** A contact someone else created (the CRM's owner, a form), keyed like upserts are. */
+  addContact(email: string, properties: Record<string, string> = {}): Contact {
+    const key = email.toLowerCase();
+    const contact = { id: String(this.nextId++), properties: { ...properties, email: key } };
+    this.contacts.set(key, contact);
+    return contact;
+  }
 
   /** Upserts of these emails fail one by one, in a 207. */
   rejectEmails(emails: string[], message = 'Property values were not valid'): this {
@@ -90,6 +103,7 @@ export class FakeHubSpot extends ScriptedServer {
       return error(failure.status, failure.status === 401 ? 'EXPIRED_AUTHENTICATION' : 'INTERNAL_ERROR', `scripted ${failure.status}`);
     }
     if (method !== 'POST') return error(405, 'VALIDATION_ERROR', 'method not allowed');
+    if (path === '/crm/v3/objects/contacts/gdpr-delete') return this.gdprDelete(body, reply, error);
     const inputs: any[] | undefined = body?.inputs;
     if (!Array.isArray(inputs)) return error(400, 'VALIDATION_ERROR', 'Invalid input JSON: inputs is required');
     if (inputs.length > 100) return error(400, 'VALIDATION_ERROR', `Batch input size ${inputs.length} exceeds the limit of 100`);
@@ -117,7 +131,8 @@ export class FakeHubSpot extends ScriptedServer {
           const contact = existing ?? { id: String(this.nextId++), properties: {} };
           Object.assign(contact.properties, input.properties, { [input.idProperty]: key });
           this.contacts.set(key, contact);
-          results.push({ id: contact.id, properties: contact.properties, createdAt: now, updatedAt: now, archived: false, new: !existing });
+          const trace = typeof input.objectWriteTraceId === 'string' ? { objectWriteTraceId: input.objectWriteTraceId } : {};
+          results.push({ id: contact.id, properties: contact.properties, createdAt: now, updatedAt: now, archived: false, new: !existing, ...trace });
         }
         return complete(results, errors);
       }
@@ -146,5 +161,27 @@ export class FakeHubSpot extends ScriptedServer {
       default:
         return error(404, 'OBJECT_NOT_FOUND', `no route ${path}`);
     }
+  }
+
+  /** `{objectId, idProperty?}`: one contact, permanently. Without idProperty, objectId is the HubSpot id. */
+  private gdprDelete(
+    body: any,
+    reply: (status: number, payload?: unknown) => FakeResponse,
+    error: (status: number, category: string, message: string) => FakeResponse,
+  ): FakeResponse {
+    if (typeof body?.objectId !== 'string' || body.objectId === '') return error(400, 'VALIDATION_ERROR', 'Invalid input JSON: objectId is required');
+    const byProperty = typeof body.idProperty === 'string';
+    const key = byProperty ? body.objectId.toLowerCase() : [...this.contacts].find(([, c]) => c.id === body.objectId)?.[0];
+    const contact = key === undefined ? undefined : this.contacts.get(key);
+    if (key === undefined || contact === undefined) {
+      if (byProperty && body.idProperty === 'email') {
+        this.blocklist.add(body.objectId.toLowerCase());
+        return reply(204);
+      }
+      return error(404, 'OBJECT_NOT_FOUND', 'resource not found');
+    }
+    this.contacts.delete(key);
+    this.gdprDeleted.push(contact);
+    return reply(204);
   }
 }

@@ -4,13 +4,15 @@ import { ScriptedServer, type FakeResponse } from './scripted-server.js';
 
 /**
  * A local stand-in for a webhook receiver (the `webhook` connector's contract,
- * docs/destinations.md), on loopback only. It records every request, verifies the HMAC
+ * docs/connectors/webhook.md), on loopback only. It records every request, verifies the HMAC
  * signature and the batch Idempotency-Key, applies records idempotently (by their
- * idempotency_key), and can be scripted to fail: 429 + Retry-After, 5xx, 401, per-record
- * rejections (207), or a whole-batch 400 when a batch contains a given key.
+ * idempotency_key; a privacy erasure arrives as `op: "delete"`), and can be scripted to fail:
+ * 429 + Retry-After, 5xx, 401, per-record rejections (207), or a whole-batch 400 when a batch
+ * contains a given key.
  */
 
 export interface WireRecord {
+  /** add, change, remove, or delete (a privacy erasure). */
   op: string;
   key: string;
   idempotency_key: string;
@@ -62,6 +64,11 @@ export class FakeWebhook extends ScriptedServer {
     this.rejectedKeys.clear();
     this.poisonKeys.clear();
     return this;
+  }
+
+  /** Keys of the privacy erasures applied (`op: "delete"`), sorted. */
+  deletedKeys(): string[] {
+    return [...this.applied.values()].filter((r) => r.op === 'delete').map((r) => r.key).sort();
   }
 
   /** Keys applied (each once, by idempotency_key), sorted. */
