@@ -1,5 +1,6 @@
 import type { NodeReference } from '../project/schema-file.js';
 import type { Dialect } from '../warehouse/dialect.js';
+import { notTombstonedSql } from '../privacy/tables.js';
 import { limitCaseSql } from './type-case.js';
 import { neverTrustedSql, normalizeFromRawSql, phoneKeptSql, rawTextSql } from './normalize.js';
 import type { EdgeSource, IdentifierType, IdentityRules } from './rules.js';
@@ -14,6 +15,7 @@ import type { EdgeSource, IdentifierType, IdentityRules } from './rules.js';
  * - limits: an identifier keeps edges to at most `limit` distinct partners of each type, the
  *   verified and earliest first (Segment's "demote the incoming identifier" rule, set-based).
  * Dropped edges stay in the table with their `status`, for `cdp identity report`.
+ * Rows of people with a deletion request never get in (tombstones, docs/privacy.md).
  */
 
 export const EDGE_COLUMNS = ['type_a', 'value_a', 'type_b', 'value_b', 'source', 'rule', 'first_seen', 'last_seen', 'verified', 'row_count', 'status'] as const;
@@ -44,7 +46,7 @@ function sourceCte(source: EdgeSource): string {
  * three stages so no regular expression is evaluated twice: trimmed text (and a phone's digits),
  * the normalised value, then the value or NULL when it must not be trusted.
  */
-function sourceSql(dialect: Dialect, rules: IdentityRules, source: EdgeSource, incremental: boolean): string {
+function sourceSql(dialect: Dialect, rules: IdentityRules, source: EdgeSource, incremental: boolean, privacyDatabase: string | undefined): string {
   const q = (id: string) => dialect.quoteIdentifier(id);
   const ids = source.identifiers.map((identifier, i) => ({ column: identifier.column, i, type: typeOf(rules, identifier.type) }));
   const prep = ids.flatMap(({ column, i, type }) => [
@@ -56,8 +58,12 @@ function sourceSql(dialect: Dialect, rules: IdentityRules, source: EdgeSource, i
     `${normalizeFromRawSql(dialect, type.normalizer, `p.raw_${i}`, type.normalizer.kind === 'phone' ? `p.kept_${i}` : undefined)} AS norm_${i}`,
   ]);
   const clean = ids.map(({ i, type }) => `CASE WHEN ${untrusted(dialect, rules, type, `n.norm_${i}`, `n.raw_${i}`)} THEN NULL ELSE n.norm_${i} END AS v_${i}`);
+  // A row holding any tombstoned identifier belongs to a deleted person: all of it is dropped,
+  // so their new identifiers never link into a profile either (docs/privacy.md).
+  const kept = notTombstonedSql(dialect, privacyDatabase, ids.map(({ i, type }) => [type.name, `c.v_${i}`]));
   return [
     `${sourceCte(source)} AS (`,
+    '  SELECT * FROM (',
     `  SELECT ${clean.join(',\n    ')},`,
     '    n.seen_at, n.verified',
     '  FROM (',
@@ -69,6 +75,7 @@ function sourceSql(dialect: Dialect, rules: IdentityRules, source: EdgeSource, i
     ...whereClauses(dialect, source, incremental),
     '    ) AS p',
     '  ) AS n',
+    `  ) AS c WHERE ${kept}`,
     ')',
   ].filter(Boolean).join('\n');
 }
@@ -112,8 +119,8 @@ function pairSelects(dialect: Dialect, source: EdgeSource): string[] {
 }
 
 /** The edge rows of the sources: normalised, filtered, grouped per (pair, source, rule). */
-function edgeRowsCtes(dialect: Dialect, rules: IdentityRules, incremental: boolean): string {
-  const sources = rules.sources.map((s) => sourceSql(dialect, rules, s, incremental));
+function edgeRowsCtes(dialect: Dialect, rules: IdentityRules, incremental: boolean, privacyDatabase: string | undefined): string {
+  const sources = rules.sources.map((s) => sourceSql(dialect, rules, s, incremental, privacyDatabase));
   const pairs = rules.sources.flatMap((s) => pairSelects(dialect, s));
   return `WITH ${sources.join(',\n')},
 pairs AS (
@@ -159,14 +166,14 @@ export function edgeStatusSql(dialect: Dialect, rules: IdentityRules, alias: str
  * `is_incremental`, only the new edge rows since each source's watermark; the identity_edges
  * materialization merges them and recomputes ranks for the identifiers they touch.
  */
-export function identityEdgesTemplate(dialect: Dialect, rules: IdentityRules): string {
+export function identityEdgesTemplate(dialect: Dialect, rules: IdentityRules, privacyDatabase: string | undefined): string {
   return `-- Generated from ${rules.file.split('/').pop()} by cdp: normalised, filtered, deduplicated identity edges.
 {{#if (is_incremental)}}
 -- Incremental: edge rows newer than each source's watermark, merged into {{ this }} by cdp.
-${edgeRowsCtes(dialect, rules, true)}
+${edgeRowsCtes(dialect, rules, true, privacyDatabase)}
 SELECT * FROM edges
 {{else}}
-${edgeRowsCtes(dialect, rules, false)},
+${edgeRowsCtes(dialect, rules, false, privacyDatabase)},
 links AS (
   SELECT type_a, value_a, type_b, value_b, ${dialect.boolOr('verified')} AS verified, MIN(first_seen) AS first_seen
   FROM edges GROUP BY type_a, value_a, type_b, value_b

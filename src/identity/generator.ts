@@ -49,7 +49,7 @@ export function identityModels(d: Dialect, rules: IdentityRules, schemaRelation:
     {
       name: 'identity_edges',
       materialized: 'identity_edges',
-      template: identityEdgesTemplate(d, rules),
+      template: identityEdgesTemplate(d, rules, schemaRelation(STATE_TABLES.idMap).database),
       extraRefs: [],
       description: 'Normalised, filtered, deduplicated identity edges, one row per identifier pair and source, with the guard status.',
     },

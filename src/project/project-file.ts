@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { INCREMENTAL_STRATEGIES, MATERIALIZATIONS, type IncrementalStrategy, type Materialization, type Severity } from '../compile/node.js';
 import { assertValidName } from './names.js';
 import { YamlValue } from './yaml-reader.js';
+import { DEFAULT_PRIVACY_KEY_ENV } from '../privacy/key.js';
 
 export const PROJECT_FILE = 'cdp_project.yml';
 
@@ -34,9 +35,12 @@ export interface ProjectFile {
   vars: Record<string, unknown>;
   models: FolderDefaults;
   seeds: FolderDefaults;
+  /** `privacy.key_env`: the env var holding the privacy HMAC key (docs/privacy.md). */
+  privacyKeyEnv: string;
 }
 
-const TOP_KEYS = ['name', 'version', 'config-version', 'model-paths', 'seed-paths', 'test-paths', 'target-path', 'vars', 'models', 'seeds'];
+const TOP_KEYS = ['name', 'version', 'config-version', 'model-paths', 'seed-paths', 'test-paths', 'target-path', 'vars', 'models', 'seeds', 'privacy'];
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function findProjectFile(projectDir: string): string {
   const file = path.join(path.resolve(projectDir), PROJECT_FILE);
@@ -68,7 +72,17 @@ export function loadProjectFile(file: string): ProjectFile {
     vars,
     models: readFolderDefaults(root.child('models')),
     seeds: readFolderDefaults(root.child('seeds')),
+    privacyKeyEnv: readPrivacyKeyEnv(root.child('privacy')),
   };
+}
+
+function readPrivacyKeyEnv(privacy: YamlValue): string {
+  if (!privacy.exists) return DEFAULT_PRIVACY_KEY_ENV;
+  privacy.onlyKeys(['key_env']);
+  const value = privacy.child('key_env');
+  const name = value.string(DEFAULT_PRIVACY_KEY_ENV);
+  if (!ENV_NAME.test(name)) throw value.error('privacy-key-env', `\`privacy.key_env\` must name an environment variable (letters, digits, _), got ${JSON.stringify(name)}`);
+  return name;
 }
 
 const CONFIG_KEYS = ['materialized', 'unique_key', 'incremental_strategy', 'tags', 'schema', 'severity'];

@@ -16,6 +16,7 @@ import { runDataTest } from './data-test.js';
 import type { EventLogger } from './events.js';
 import { executeGraph } from './executor.js';
 import { materialize } from './materialize.js';
+import { loadPrivacyKey, readPrivacyKey, type PrivacyKey } from '../privacy/key.js';
 import type { NodeResult, TimingEntry } from './result.js';
 
 /** Flags shared by every command that reads a project (dbt's global flags). */
@@ -41,6 +42,8 @@ export interface PreparedInvocation {
   artifacts: ArtifactWriter;
   /** Selected node ids, in topological order. */
   selected: string[];
+  /** The privacy HMAC key (unset when its env var is), for tombstone suppression. */
+  privacyKey: PrivacyKey;
 }
 
 /** Load, validate and compile the project, then apply the selection. No connection is opened. */
@@ -53,7 +56,7 @@ export function prepareInvocation(flags: ProjectFlags, logger: EventLogger, env:
   const selected = compiled.dag.topologicalOrder().filter((id) => chosen.has(id));
   const targetDir = path.resolve(project.config.root, project.config.targetPath);
   const artifacts = new ArtifactWriter(targetDir, compiled, dialect, project.profile.target, logger.invocationId);
-  return { project, dialect, compiled, artifacts, selected };
+  return { project, dialect, compiled, artifacts, selected, privacyKey: readPrivacyKey(project.config.privacyKeyEnv, env) };
 }
 
 export interface ExecutionSummary {
@@ -213,6 +216,7 @@ async function runOne(node: ManifestNode, session: Session, prepared: PreparedIn
     case 'model': {
       if (compiled.identity && node.uniqueId === `model.${compiled.projectName}.identity_edges`) {
         await checkEdgeSourceColumns(session, compiled.identity, (ref) => referencedRelation(prepared, ref));
+        await loadPrivacyKey(session, dialect, node.relation.database, prepared.privacyKey, 'building identity_edges');
       }
       const identityEdges = compiled.identity ? compiled.dag.nodes.get(`model.${compiled.projectName}.identity_edges`) : undefined;
       const result = await materialize({

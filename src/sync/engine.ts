@@ -3,11 +3,12 @@ import { errorMessage } from '../errors.js';
 import type { Destination, OutboundRecord, RecordMeta, RecordResult } from '../destinations/destination.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { Row, Session } from '../warehouse/warehouse.js';
+import { privacyRelation } from '../privacy/tables.js';
 import type { Contract } from './contract.js';
 import { deliverer, DestinationStopped } from './delivery.js';
 import { acquireLock, lockHolder, releaseLock } from './lock.js';
-import { planDestination, type DestinationPlan, type Op, type OpCounts } from './plan.js';
-import { createStateSql, diffSql, STATE_COLUMNS, stateRelation, type StateTable } from './sql.js';
+import { planWithDiff, type Op, type OpCounts } from './plan.js';
+import { createStateSql, STATE_COLUMNS, stateRelation, type StateTable } from './sql.js';
 
 export interface RecordRejection {
   primary_key: string;
@@ -100,7 +101,7 @@ export async function syncDestination(
   try {
     // Runs of this destination that never finished were killed: the lock is ours now, so say so.
     await writer.execute(`UPDATE ${rel('runs')} SET status = 'aborted', finished_at = ${d.currentTimestamp()} WHERE destination = ${dest} AND status = 'running'`);
-    const plan: DestinationPlan = await planDestination(writer, d, contract);
+    const { plan, diff } = await planWithDiff(writer, d, contract);
     result.planned = { ...plan.planned };
     result.removed_for_consent = plan.removed_for_consent;
     result.rejected_before_sending = { ...plan.rejected };
@@ -108,8 +109,8 @@ export async function syncDestination(
       VALUES (${run}, ${dest}, 'running', ${d.currentTimestamp()}, ${plan.planned.add}, ${plan.planned.change}, ${plan.planned.remove}, 0, 0, 0, 0, 0, 0, ${plan.rejected.consent})`);
     runRecorded = true;
     // The run's plan, materialised: the audit record, and what the delivery loop streams.
-    await writer.execute(`INSERT INTO ${rel('plans')} (run_id, destination, op, primary_key, payload, payload_hash, reason, send)
-      SELECT ${run}, ${dest}, op, primary_key, payload, payload_hash, reason, send FROM (\n${diffSql(d, contract, true)}\n) AS diff`);
+    await writer.execute(`INSERT INTO ${rel('plans')} (run_id, destination, op, primary_key, payload, payload_hash, reason, send, profile_id, revoked_at)
+      SELECT ${run}, ${dest}, op, primary_key, payload, payload_hash, reason, send, profile_id, revoked_at FROM (\n${diff}\n) AS diff`);
 
     // Quarantined records (same op and payload as when quarantined) are not sent again.
     const quarantined = `EXISTS (SELECT 1 FROM ${rel('rejections')} AS q WHERE q.destination = ${dest} AND q.primary_key = p.primary_key AND q.op = p.op AND q.payload_hash = p.payload_hash AND q.status = 'quarantined')`;
@@ -123,11 +124,11 @@ export async function syncDestination(
     if (total > 0) {
       connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, options: contract.options });
       // The connector gets back what it kept per record (RecordMeta) with the last acknowledgement.
-      const pending = `SELECT p.op, p.primary_key, p.payload, p.payload_hash, s.meta FROM ${rel('plans')} AS p
+      const pending = `SELECT p.op, p.primary_key, p.payload, p.payload_hash, p.reason, p.profile_id, p.revoked_at, s.meta FROM ${rel('plans')} AS p
         LEFT JOIN ${rel('snapshots')} AS s ON s.destination = p.destination AND s.primary_key = p.primary_key
         WHERE p.run_id = ${run} AND p.destination = ${dest} AND p.send AND NOT ${quarantined} ORDER BY p.op, p.primary_key`;
       const delivery = deliverer(connector, contract.delivery);
-      const raw = new Map<OutboundRecord, string>();
+      const raw = new Map<OutboundRecord, PlannedRow>();
       let done = 0;
       // Commits are serialised on the writer session: one transaction per acknowledged (sub-)batch.
       let commits: Promise<unknown> = Promise.resolve();
@@ -147,7 +148,7 @@ export async function syncDestination(
       for await (const rows of reader.stream(pending, contract.batchSize)) {
         const batch = rows.map((row) => {
           const record = toRecord(contract, row);
-          raw.set(record, String(row['payload']));
+          raw.set(record, plannedRow(row));
           return record;
         });
         const sending: Promise<void> = delivery
@@ -199,6 +200,67 @@ export async function syncDestination(
   }
 }
 
+/** What the engine keeps about each record in flight, beyond what the connector sees. */
+interface PlannedRow {
+  /** The canonical payload text, stored as the snapshot when acknowledged. */
+  payload: string;
+  profileId: string | null;
+  reason: string | null;
+  /** For removals for lost consent: when consent was revoked (a timestamp as the warehouse returns it). */
+  revokedAt: unknown;
+}
+
+function plannedRow(row: Row): PlannedRow {
+  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  return { payload: String(row['payload']), profileId: text(row['profile_id']), reason: text(row['reason']), revokedAt: row['revoked_at'] ?? null };
+}
+
+/**
+ * Deletion requests (docs/privacy.md): an acknowledged erasure marks the request done for this
+ * destination once no snapshot row of its profiles is left, and scrubs the person's keys and
+ * payloads from the plans and rejections of past runs; a rejected one is marked failed with the
+ * reason and retried by the next sync, like any rejected record.
+ */
+function erasureStatements(d: Dialect, contract: Contract, acked: OutboundRecord[], rejected: { record: OutboundRecord; reason: string }[], raw: Map<OutboundRecord, PlannedRow>): string[] {
+  const db = contract.relation.database;
+  const dest = d.literal(contract.name);
+  const erasedKeys = acked.filter((r) => r.removal === 'erase').map((r) => d.literal(r.key));
+  const failed = rejected.filter(({ record }) => record.removal === 'erase');
+  if (erasedKeys.length === 0 && failed.length === 0) return [];
+  const propagation = d.quoteRelation(privacyRelation(db, 'propagation'));
+  const requestProfiles = d.quoteRelation(privacyRelation(db, 'request_profiles'));
+  const snapshots = d.quoteRelation(stateRelation(db, 'snapshots'));
+  const now = d.currentTimestamp();
+  const statements: string[] = [];
+  if (erasedKeys.length > 0) {
+    const keys = erasedKeys.join(', ');
+    statements.push(
+      `DELETE FROM ${d.quoteRelation(stateRelation(db, 'plans'))} WHERE destination = ${dest} AND primary_key IN (${keys})`,
+      `DELETE FROM ${d.quoteRelation(stateRelation(db, 'rejections'))} WHERE destination = ${dest} AND primary_key IN (${keys})`,
+      `UPDATE ${propagation} AS pg SET status = 'done', reason = NULL, updated_at = ${now}, confirmed_at = ${now}, attempts = pg.attempts + 1
+WHERE pg.destination = ${dest} AND pg.status <> 'done'
+  AND NOT EXISTS (SELECT 1 FROM ${requestProfiles} AS rp JOIN ${snapshots} AS s ON s.profile_id = rp.profile_id WHERE rp.request_id = pg.request_id AND s.destination = ${dest})`,
+    );
+  }
+  for (const { record, reason } of failed) {
+    const profile = raw.get(record)?.profileId;
+    if (profile === null || profile === undefined) continue;
+    statements.push(`UPDATE ${propagation} AS pg SET status = 'failed', reason = ${d.literal(reason)}, updated_at = ${now}, attempts = pg.attempts + 1
+WHERE pg.destination = ${dest} AND pg.status <> 'done' AND pg.request_id IN (SELECT request_id FROM ${requestProfiles} WHERE profile_id = ${d.literal(profile)})`);
+  }
+  return statements;
+}
+
+/** Acknowledged removals for lost consent, with the revocation time: consent propagation latency. */
+function consentRemovalStatements(d: Dialect, contract: Contract, runId: string, acked: OutboundRecord[], raw: Map<OutboundRecord, PlannedRow>): string[] {
+  const rows = acked.map((r) => raw.get(r)).filter((p): p is PlannedRow => p?.reason === 'consent' && p.profileId !== null && p.revokedAt !== null);
+  if (rows.length === 0) return [];
+  const timestamp = (v: unknown) => `CAST(${d.literal(v instanceof Date ? v.toISOString().replace('T', ' ').replace('Z', '') : String(v))} AS ${d.types.timestamp})`;
+  return [`INSERT INTO ${d.quoteRelation(stateRelation(contract.relation.database, 'consent_removals'))} (run_id, destination, profile_id, revoked_at, removed_at) VALUES\n${rows
+    .map((p) => `(${d.literal(runId)}, ${d.literal(contract.name)}, ${d.literal(p.profileId)}, ${timestamp(p.revokedAt)}, ${d.currentTimestamp()})`)
+    .join(',\n')}`];
+}
+
 /** A warehouse error while committing: not the destination's fault, so it propagates. */
 class WarehouseFailure extends Error {
   constructor(override readonly cause: unknown) {
@@ -212,7 +274,7 @@ function toRecord(contract: Contract, row: Row): OutboundRecord {
   const payloadHash = String(row['payload_hash']);
   const payload = JSON.parse(String(row['payload'])) as Record<string, unknown>;
   const record: OutboundRecord = { op, key, idempotencyKey: idempotencyKey(contract.name, key, op, payloadHash), payloadHash, payload };
-  if (op === 'remove') record.removal = contract.onRemove === 'clear' ? 'clear' : 'delete';
+  if (op === 'remove') record.removal = row['reason'] === 'privacy' ? 'erase' : contract.onRemove === 'clear' ? 'clear' : 'delete';
   const meta = row['meta'];
   if (typeof meta === 'string' && meta !== '') record.meta = JSON.parse(meta) as RecordMeta;
   return record;
@@ -227,7 +289,7 @@ async function commitBatch(
   batch: OutboundRecord[],
   results: RecordResult[],
   result: SyncResult,
-  raw: Map<OutboundRecord, string>,
+  raw: Map<OutboundRecord, PlannedRow>,
 ): Promise<void> {
   const db = contract.relation.database;
   const snapshots = d.quoteRelation(stateRelation(db, 'snapshots'));
@@ -251,8 +313,8 @@ async function commitBatch(
     statements.push(`DELETE FROM ${snapshots} WHERE destination = ${dest} AND primary_key IN (${acked.map((r) => d.literal(r.key)).join(', ')})`);
     const kept = acked.filter((r) => r.op !== 'remove');
     if (kept.length > 0) {
-      statements.push(`INSERT INTO ${snapshots} (destination, primary_key, payload_hash, payload, synced_at, meta) VALUES\n${kept
-        .map((r) => `(${dest}, ${d.literal(r.key)}, ${d.literal(r.payloadHash)}, ${d.literal(raw.get(r) ?? JSON.stringify(r.payload))}, ${d.currentTimestamp()}, ${d.literal(metaOf(r))})`)
+      statements.push(`INSERT INTO ${snapshots} (destination, primary_key, payload_hash, payload, synced_at, meta, profile_id) VALUES\n${kept
+        .map((r) => `(${dest}, ${d.literal(r.key)}, ${d.literal(r.payloadHash)}, ${d.literal(raw.get(r)?.payload ?? JSON.stringify(r.payload))}, ${d.currentTimestamp()}, ${d.literal(metaOf(r))}, ${d.literal(raw.get(r)?.profileId ?? null)})`)
         .join(',\n')}`);
     }
   }
@@ -271,6 +333,7 @@ async function commitBatch(
         ${status}, v.payload_hash
       FROM (${rows}) AS v`);
   }
+  statements.push(...erasureStatements(d, contract, acked, rejected, raw), ...consentRemovalStatements(d, contract, runId, acked, raw));
   if (statements.length > 0) for (const sql of d.atomically(statements, 'dml')) await writer.execute(sql);
   const quarantined = new Set<string>();
   if (contract.delivery.quarantineAfter !== undefined && rejected.length > 0) {

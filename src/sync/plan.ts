@@ -2,7 +2,8 @@ import { CdpError, ExitCode } from '../errors.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { Session } from '../warehouse/warehouse.js';
 import type { Contract } from './contract.js';
-import { diffSql, duplicateExamplesSql, keyViolationsSql, planSummarySql, stateRelation } from './sql.js';
+import { diffSql, duplicateExamplesSql, keyViolationsSql, planSummarySql, stateRelation, type DiffInputs } from './sql.js';
+import { privacyRelation } from '../privacy/tables.js';
 
 /** The plan of one destination cannot be made (model not built, bad keys, missing columns): nothing is sent. */
 export class SyncPlanError extends CdpError {
@@ -48,7 +49,7 @@ function num(value: unknown): number {
  * Checks that can fail a plan before any diff: the model is built and has the mapped columns
  * (schema drift), profile_id when consent is required, and no null or duplicate primary key.
  */
-export async function preflight(session: Session, d: Dialect, contract: Contract): Promise<void> {
+export async function preflight(session: Session, d: Dialect, contract: Contract): Promise<DiffInputs> {
   const at = { file: contract.file };
   const info = await session.describe(contract.relation);
   if (!info) {
@@ -81,6 +82,12 @@ export async function preflight(session: Session, d: Dialect, contract: Contract
       hint: 'The primary key must be unique and not NULL: fix the model, or choose another `primary_key`.',
     });
   }
+  return {
+    snapshotsExist: await snapshotsExist(session, contract),
+    hasProfileId: columns.has('profile_id'),
+    privacyLedger: (await session.describe(privacyRelation(contract.relation.database, 'request_profiles'))) !== undefined,
+    consentSetAt: contract.consentRelation !== undefined && ((await session.describe(contract.consentRelation))?.columns.some((c) => c.name.toLowerCase() === 'set_at') ?? false),
+  };
 }
 
 export async function snapshotsExist(session: Session, contract: Contract): Promise<boolean> {
@@ -98,8 +105,12 @@ function parsePayload(value: unknown): unknown {
 
 /** Preflight, then the diff's counts and samples. Reads only: writes no state and sends nothing. */
 export async function planDestination(session: Session, d: Dialect, contract: Contract): Promise<DestinationPlan> {
-  await preflight(session, d, contract);
-  const diff = diffSql(d, contract, await snapshotsExist(session, contract));
+  return (await planWithDiff(session, d, contract)).plan;
+}
+
+/** The plan, and the diff SQL it counted (what `cdp sync` then materialises). */
+export async function planWithDiff(session: Session, d: Dialect, contract: Contract): Promise<{ plan: DestinationPlan; diff: string }> {
+  const diff = diffSql(d, contract, await preflight(session, d, contract));
   const plan: DestinationPlan = {
     destination: contract.name,
     model: contract.model,
@@ -131,7 +142,7 @@ export async function planDestination(session: Session, d: Dialect, contract: Co
       });
     }
   }
-  return plan;
+  return { plan, diff };
 }
 
 export function totalPlanned(plan: DestinationPlan): number {

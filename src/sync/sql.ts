@@ -1,6 +1,7 @@
 import type { Relation } from '../compile/node.js';
 import type { ColumnType, Dialect } from '../warehouse/dialect.js';
 import type { Contract, MappedField } from './contract.js';
+import { erasedProfilesSql } from '../privacy/tables.js';
 
 /**
  * The SQL of the sync engine. All set work (the diff, the key checks, consent) runs in the
@@ -9,13 +10,14 @@ import type { Contract, MappedField } from './contract.js';
 
 export const STATE_SCHEMA = 'cdp_sync';
 
-export type StateTable = 'snapshots' | 'runs' | 'rejections' | 'locks' | 'plans';
+export type StateTable = 'snapshots' | 'runs' | 'rejections' | 'locks' | 'plans' | 'consent_removals';
 
 export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, ColumnType])[]> = {
   // The last ACKNOWLEDGED payload per destination and key (not only its hash: a remove needs the
   // identifiers that were sent).
   // `meta`: JSON of what the connector keeps per record (RecordMeta: a remote id, a created flag).
-  snapshots: [['destination', 'string'], ['primary_key', 'string'], ['payload_hash', 'string'], ['payload', 'string'], ['synced_at', 'timestamp'], ['meta', 'string']],
+  // `profile_id`: whose row it is (when the model has the column), so a deletion request finds it.
+  snapshots: [['destination', 'string'], ['primary_key', 'string'], ['payload_hash', 'string'], ['payload', 'string'], ['synced_at', 'timestamp'], ['meta', 'string'], ['profile_id', 'string']],
   runs: [
     ['run_id', 'string'], ['destination', 'string'], ['status', 'string'], ['started_at', 'timestamp'], ['finished_at', 'timestamp'],
     ['planned_add', 'bigint'], ['planned_change', 'bigint'], ['planned_remove', 'bigint'],
@@ -29,7 +31,12 @@ export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, Colum
   ],
   locks: [['destination', 'string'], ['holder', 'string'], ['acquired_at', 'timestamp']],
   // What each run intended to send (reconciliation); the delivery loop streams from here.
-  plans: [['run_id', 'string'], ['destination', 'string'], ['op', 'string'], ['primary_key', 'string'], ['payload', 'string'], ['payload_hash', 'string'], ['reason', 'string'], ['send', 'boolean']],
+  plans: [
+    ['run_id', 'string'], ['destination', 'string'], ['op', 'string'], ['primary_key', 'string'], ['payload', 'string'], ['payload_hash', 'string'], ['reason', 'string'], ['send', 'boolean'],
+    ['profile_id', 'string'], ['revoked_at', 'timestamp'],
+  ],
+  // Acknowledged removals for lost consent, with when consent was revoked: consent propagation latency.
+  consent_removals: [['run_id', 'string'], ['destination', 'string'], ['profile_id', 'string'], ['revoked_at', 'timestamp'], ['removed_at', 'timestamp']],
 };
 
 export function stateRelation(database: string | undefined, table: StateTable): Relation {
@@ -94,44 +101,71 @@ export function duplicateExamplesSql(d: Dialect, contract: Contract, n = 5): str
   return `SELECT CAST(${pk} AS ${d.types.string}) AS primary_key, COUNT(*) AS n FROM ${d.quoteRelation(contract.relation)} WHERE ${pk} IS NOT NULL GROUP BY ${pk} HAVING COUNT(*) > 1 ORDER BY 1 LIMIT ${Math.trunc(n)}`;
 }
 
+/** What the diff depends on besides the contract: found by the plan's preflight. */
+export interface DiffInputs {
+  /** False before the first sync: the diff runs against an empty snapshot, so `cdp plan` writes nothing. */
+  snapshotsExist: boolean;
+  /** The model has `profile_id`: snapshots record it, and deletion requests and consent can find rows. */
+  hasProfileId: boolean;
+  /** The privacy ledger exists (a deletion request was ever filed). */
+  privacyLedger: boolean;
+  /** consent_state has `set_at` (the generated one does): removals for lost consent record when it was revoked. */
+  consentSetAt: boolean;
+}
+
 /**
  * The diff of the model's current rows against the last acknowledged snapshot, by key and
  * payload hash. Columns: op (add | change | remove | excluded), primary_key, payload,
- * payload_hash, reason (`consent` or `left_model` for removes, `consent` for exclusions, the
- * mode for changes a mode does not send), send (whether the mode sends it).
- * `snapshotsExist` false (no sync yet) diffs against an empty snapshot, so `cdp plan` writes nothing.
+ * payload_hash, reason, send (whether the mode sends it), profile_id, revoked_at.
+ * Reasons: removes are `left_model`, `consent` (lost consent, always sent) or `privacy` (a
+ * deletion request: always sent, as the platform's erasure); `consent` for exclusions; the mode
+ * for changes a mode does not send. Profiles with a deletion request are never added or changed.
  */
-export function diffSql(d: Dialect, contract: Contract, snapshotsExist: boolean): string {
+export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): string {
   const s = d.types.string;
-  const snapshots = snapshotsExist
-    ? `SELECT primary_key, payload, payload_hash FROM ${d.quoteRelation(stateRelation(contract.relation.database, 'snapshots'))} WHERE destination = ${d.literal(contract.name)}`
-    : `SELECT CAST(NULL AS ${s}) AS primary_key, CAST(NULL AS ${s}) AS payload, CAST(NULL AS ${s}) AS payload_hash FROM (SELECT 1 AS x) AS empty WHERE 1 = 0`;
+  const db = contract.relation.database;
+  const profileOf = inputs.hasProfileId ? `CAST(m.profile_id AS ${s})` : `CAST(NULL AS ${s})`;
+  const snapshots = inputs.snapshotsExist
+    ? `SELECT primary_key, payload, payload_hash, profile_id FROM ${d.quoteRelation(stateRelation(db, 'snapshots'))} WHERE destination = ${d.literal(contract.name)}`
+    : `SELECT CAST(NULL AS ${s}) AS primary_key, CAST(NULL AS ${s}) AS payload, CAST(NULL AS ${s}) AS payload_hash, CAST(NULL AS ${s}) AS profile_id FROM (SELECT 1 AS x) AS empty WHERE 1 = 0`;
+  const erased = inputs.privacyLedger ? `SELECT profile_id FROM (${erasedProfilesSql(d, db)}) AS er` : `SELECT CAST(NULL AS ${s}) AS profile_id FROM (SELECT 1 AS x) AS none WHERE 1 = 0`;
   const sendsChanges = contract.mode !== 'insert';
   // Rows that left the model are removed unless the contract says `on_remove: nothing` (or the
   // mode only inserts). Rows that lost consent are always removed: the engine enforces consent.
   const sendsLeftModel = contract.mode === 'mirror' || contract.mode === 'add_remove' || ((contract.mode === 'upsert' || contract.mode === 'update') && contract.onRemove !== 'nothing');
   return [
-    `WITH cur AS (`,
-    `  SELECT src.primary_key, src.payload, ${d.sha256Hex('src.payload')} AS payload_hash, src.consented FROM (`,
-    `    SELECT ${keyExpression(d, contract)} AS primary_key, ${payloadExpression(d, contract)} AS payload, (${consentExpression(d, contract)}) AS consented`,
+    `WITH erased AS (`,
+    `  ${erased}`,
+    `), cur AS (`,
+    `  SELECT src.primary_key, src.payload, ${d.sha256Hex('src.payload')} AS payload_hash, src.consented, src.profile_id FROM (`,
+    `    SELECT ${keyExpression(d, contract)} AS primary_key, ${payloadExpression(d, contract)} AS payload, (${consentExpression(d, contract)}) AS consented, ${profileOf} AS profile_id`,
     `    FROM ${d.quoteRelation(contract.relation)} AS m`,
     `  ) AS src`,
+    `  WHERE src.profile_id IS NULL OR src.profile_id NOT IN (SELECT profile_id FROM erased)`,
     `), snap AS (`,
     `  ${snapshots}`,
     `)`,
-    `SELECT 'add' AS op, c.primary_key, c.payload, c.payload_hash, CAST(NULL AS ${s}) AS reason, TRUE AS send`,
+    `SELECT 'add' AS op, c.primary_key, c.payload, c.payload_hash, CAST(NULL AS ${s}) AS reason, TRUE AS send, c.profile_id, CAST(NULL AS ${d.types.timestamp}) AS revoked_at`,
     `FROM cur AS c WHERE c.consented AND NOT EXISTS (SELECT 1 FROM snap AS sn WHERE sn.primary_key = c.primary_key)`,
     `UNION ALL`,
-    `SELECT 'change' AS op, c.primary_key, c.payload, c.payload_hash, ${sendsChanges ? `CAST(NULL AS ${s})` : d.literal(contract.mode)} AS reason, ${sendsChanges ? 'TRUE' : 'FALSE'} AS send`,
+    `SELECT 'change' AS op, c.primary_key, c.payload, c.payload_hash, ${sendsChanges ? `CAST(NULL AS ${s})` : d.literal(contract.mode)} AS reason, ${sendsChanges ? 'TRUE' : 'FALSE'} AS send, c.profile_id, CAST(NULL AS ${d.types.timestamp}) AS revoked_at`,
     `FROM cur AS c JOIN snap AS sn ON sn.primary_key = c.primary_key WHERE c.consented AND sn.payload_hash <> c.payload_hash`,
     `UNION ALL`,
-    `SELECT 'remove' AS op, sn.primary_key, sn.payload, sn.payload_hash, CASE WHEN c.primary_key IS NULL THEN 'left_model' ELSE 'consent' END AS reason,`,
-    `  ${sendsLeftModel ? 'TRUE' : 'c.primary_key IS NOT NULL'} AS send`,
+    `SELECT 'remove' AS op, sn.primary_key, sn.payload, sn.payload_hash,`,
+    `  CASE WHEN sn.profile_id IN (SELECT profile_id FROM erased) THEN 'privacy' WHEN c.primary_key IS NULL THEN 'left_model' ELSE 'consent' END AS reason,`,
+    `  ${sendsLeftModel ? 'TRUE' : `(c.primary_key IS NOT NULL OR sn.profile_id IN (SELECT profile_id FROM erased))`} AS send, sn.profile_id,`,
+    `  CASE WHEN c.primary_key IS NOT NULL THEN ${inputs.consentSetAt ? revokedAtExpression(d, contract) : `CAST(NULL AS ${d.types.timestamp})`} END AS revoked_at`,
     `FROM snap AS sn LEFT JOIN cur AS c ON c.primary_key = sn.primary_key WHERE c.primary_key IS NULL OR NOT c.consented`,
     `UNION ALL`,
-    `SELECT 'excluded' AS op, c.primary_key, CAST(NULL AS ${s}) AS payload, CAST(NULL AS ${s}) AS payload_hash, 'consent' AS reason, FALSE AS send`,
+    `SELECT 'excluded' AS op, c.primary_key, CAST(NULL AS ${s}) AS payload, CAST(NULL AS ${s}) AS payload_hash, 'consent' AS reason, FALSE AS send, c.profile_id, CAST(NULL AS ${d.types.timestamp}) AS revoked_at`,
     `FROM cur AS c WHERE NOT c.consented AND NOT EXISTS (SELECT 1 FROM snap AS sn WHERE sn.primary_key = c.primary_key)`,
   ].join('\n');
+}
+
+/** When the row's profile lost the contract's consent: the latest revocation of a required scope. */
+function revokedAtExpression(d: Dialect, contract: Contract): string {
+  if (contract.consent.length === 0 || !contract.consentRelation) return `CAST(NULL AS ${d.types.timestamp})`;
+  return `(SELECT MAX(cs.set_at) FROM ${d.quoteRelation(contract.consentRelation)} AS cs WHERE cs.profile_id = c.profile_id AND cs.status <> 'granted' AND cs.scope IN (${contract.consent.map((x) => d.literal(x)).join(', ')}))`;
 }
 
 /** Counts per op, reason and send flag. */

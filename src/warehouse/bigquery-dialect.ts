@@ -1,5 +1,5 @@
 import type { Relation } from '../compile/node.js';
-import { Dialect, type ColumnType, type DialectCapabilities, type EscapingRules } from './dialect.js';
+import { Dialect, PRIVACY_KEY_TABLE, privacyKeyPad, type ColumnType, type DialectCapabilities, type EscapingRules } from './dialect.js';
 
 type Unit = 'day' | 'hour' | 'minute';
 
@@ -78,6 +78,16 @@ export class BigQueryDialect extends Dialect {
 
   sha256Hex(expression: string): string {
     return `TO_HEX(SHA256(${expression}))`;
+  }
+
+  /** A TEMP table exists only inside a BigQuery session or script (docs/privacy.md). */
+  loadPrivacyKeySql(innerPadHex: string | null, outerPadHex: string | null): string {
+    const bytes = (hex: string | null) => (hex === null ? 'CAST(NULL AS BYTES)' : `FROM_HEX(${this.stringLiteral(hex)})`);
+    return `CREATE OR REPLACE TEMP TABLE ${PRIVACY_KEY_TABLE} AS SELECT ${bytes(innerPadHex)} AS ipad, ${bytes(outerPadHex)} AS opad`;
+  }
+
+  hmacSha256Hex(expression: string): string {
+    return `TO_HEX(SHA256(CONCAT(${privacyKeyPad('opad')}, SHA256(CONCAT(${privacyKeyPad('ipad')}, CAST(${expression} AS BYTES))))))`;
   }
 
   currentTimestamp(): string {

@@ -8,6 +8,14 @@ import type { Relation } from '../compile/node.js';
 
 export type DialectName = 'duckdb' | 'bigquery' | 'snowflake';
 
+/** The session table holding the privacy HMAC key's pads (Dialect.loadPrivacyKeySql). */
+export const PRIVACY_KEY_TABLE = 'cdp_privacy_key';
+
+/** One pad of the loaded key, as a scalar subquery. */
+export function privacyKeyPad(column: 'ipad' | 'opad'): string {
+  return `(SELECT ${column} FROM ${PRIVACY_KEY_TABLE})`;
+}
+
 export interface DialectCapabilities {
   /** DDL inside BEGIN ... COMMIT is atomic (DuckDB yes; BigQuery and Snowflake auto-commit DDL). */
   transactionalDdl: boolean;
@@ -167,6 +175,16 @@ export abstract class Dialect {
 
   /** Lowest-common-denominator hex digest of a string expression. */
   abstract sha256Hex(expression: string): string;
+
+  /**
+   * Loads an HMAC key into a session-scoped table (`PRIVACY_KEY_TABLE`) as its inner and outer
+   * pads, so SQL can compute keyed hashes without the key ever being part of a statement that
+   * is compiled, logged or stored. NULLs load "no key".
+   */
+  abstract loadPrivacyKeySql(innerPadHex: string | null, outerPadHex: string | null): string;
+
+  /** HMAC-SHA256 (RFC 2104) of a string expression, as lower-case hex, with the key `loadPrivacyKeySql` loaded. */
+  abstract hmacSha256Hex(expression: string): string;
 
   abstract currentTimestamp(): string;
 

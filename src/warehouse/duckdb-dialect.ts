@@ -1,5 +1,5 @@
 import type { Relation } from '../compile/node.js';
-import { Dialect, type ColumnType, type DialectCapabilities, type EscapingRules } from './dialect.js';
+import { Dialect, PRIVACY_KEY_TABLE, privacyKeyPad, type ColumnType, type DialectCapabilities, type EscapingRules } from './dialect.js';
 
 export class DuckDbDialect extends Dialect {
   readonly name = 'duckdb' as const;
@@ -43,6 +43,15 @@ export class DuckDbDialect extends Dialect {
 
   sha256Hex(expression: string): string {
     return `sha256(${expression})`;
+  }
+
+  loadPrivacyKeySql(innerPadHex: string | null, outerPadHex: string | null): string {
+    const blob = (hex: string | null) => (hex === null ? 'CAST(NULL AS BLOB)' : `unhex(${this.stringLiteral(hex)})`);
+    return `CREATE OR REPLACE TEMP TABLE ${PRIVACY_KEY_TABLE} AS SELECT ${blob(innerPadHex)} AS ipad, ${blob(outerPadHex)} AS opad`;
+  }
+
+  hmacSha256Hex(expression: string): string {
+    return `sha256(${privacyKeyPad('opad')} || unhex(sha256(${privacyKeyPad('ipad')} || encode(${expression}))))`;
   }
 
   currentTimestamp(): string {

@@ -1,5 +1,5 @@
 import type { Relation } from '../compile/node.js';
-import { Dialect, type ColumnType, type DialectCapabilities, type EscapingRules, type MergeSpec } from './dialect.js';
+import { Dialect, PRIVACY_KEY_TABLE, privacyKeyPad, type ColumnType, type DialectCapabilities, type EscapingRules, type MergeSpec } from './dialect.js';
 
 type Unit = 'day' | 'hour' | 'minute';
 
@@ -85,6 +85,15 @@ export class SnowflakeDialect extends Dialect {
 
   sha256Hex(expression: string): string {
     return `SHA2(${expression}, 256)`;
+  }
+
+  loadPrivacyKeySql(innerPadHex: string | null, outerPadHex: string | null): string {
+    const binary = (hex: string | null) => (hex === null ? 'CAST(NULL AS BINARY)' : `TO_BINARY(${this.stringLiteral(hex)}, 'HEX')`);
+    return `CREATE OR REPLACE TEMPORARY TABLE ${PRIVACY_KEY_TABLE} AS SELECT ${binary(innerPadHex)} AS ipad, ${binary(outerPadHex)} AS opad`;
+  }
+
+  hmacSha256Hex(expression: string): string {
+    return `LOWER(SHA2(CONCAT(${privacyKeyPad('opad')}, SHA2_BINARY(CONCAT(${privacyKeyPad('ipad')}, TO_BINARY(${expression}, 'UTF-8')), 256)), 256))`;
   }
 
   currentTimestamp(): string {

@@ -343,7 +343,7 @@ describe('bad destination contracts (exit 2, file and key, nothing sent)', () =>
   it.each([
     ['an unknown model', CONTRACT.replace('model: contacts', 'model: contact'), /crm\.yml:2 \(key `model`\): `model` names `contact`, which is not a model or seed.*\n.*Did you mean `contacts`/],
     ['an unknown key', CONTRACT + 'schedule: hourly\n', /crm\.yml:\d+ \(key `schedule`\): Unknown key `schedule`/],
-    ['an unknown mode', CONTRACT.replace('mode: mirror', 'mode: replace'), /\(key `mode`\): `mode` is `replace`; expected one of: upsert, mirror, insert, add_remove/],
+    ['an unknown mode', CONTRACT.replace('mode: mirror', 'mode: replace'), /\(key `mode`\): `mode` is `replace`; expected one of: upsert, update, mirror, insert, add_remove/],
     ['a mode the connector lacks', CONTRACT.replace('type: file', 'type: limited').replace('mode: mirror', 'mode: insert'), /\(key `mode`\): The `limited` destination does not support mode `insert`/],
     ['a batch size above the cap', CONTRACT.replace('type: file', 'type: limited').replace('mode: mirror', 'mode: upsert').replace('batch_size: 2', 'batch_size: 500'), /\(key `batch_size`\): `batch_size` 500 is above the `limited` destination's cap of 100/],
     ['a field the connector does not have', CONTRACT.replace('type: file', 'type: limited').replace('mode: mirror', 'mode: upsert'), /\(key `mapping\.email_sha256`\): The `limited` destination has no field `email_sha256`/],

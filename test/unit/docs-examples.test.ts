@@ -11,8 +11,8 @@ import { REPO_ROOT } from '../helpers/project.js';
 const MARKER = /<!-- example: (\S+) -->\s*\n```[a-z]*\n([\s\S]*?)```/g;
 
 function docFiles(): string[] {
-  const docs = readdirSync(path.join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => path.join('docs', f));
-  return ['README.md', ...docs];
+  const docs = readdirSync(path.join(REPO_ROOT, 'docs'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.md')).map((f) => path.join('docs', f));
+  return ['README.md', ...docs.sort()];
 }
 
 describe('documentation examples', () => {
