@@ -11,6 +11,7 @@ import { registerIdentityCommand } from './commands/identity.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerLsCommand } from './commands/ls.js';
 import { registerPlanCommand } from './commands/plan.js';
+import { registerPrivacyCommand } from './commands/privacy.js';
 import { registerSyncCommand } from './commands/sync.js';
 import { CommandContext } from './context.js';
 
@@ -36,6 +37,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerAudienceCommand(program, ctx);
   registerPlanCommand(program, ctx);
   registerSyncCommand(program, ctx);
+  registerPrivacyCommand(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -1,7 +1,7 @@
 import type { Relation } from '../compile/node.js';
 import { Dialect, PRIVACY_KEY_TABLE, privacyKeyPad, type ColumnType, type DialectCapabilities, type EscapingRules } from './dialect.js';
 
-type Unit = 'day' | 'hour' | 'minute';
+type Unit = 'day' | 'hour' | 'minute' | 'second';
 
 /** GoogleSQL. A relation is `project`.`dataset`.`table`; DDL auto-commits. */
 export class BigQueryDialect extends Dialect {

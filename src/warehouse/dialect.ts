@@ -191,7 +191,7 @@ export abstract class Dialect {
   /** `expression` shifted by `amount` units; amount may be negative. */
   abstract dateAdd(expression: string, amount: number, unit: 'day' | 'hour' | 'minute'): string;
 
-  abstract dateDiff(unit: 'day' | 'hour' | 'minute', start: string, end: string): string;
+  abstract dateDiff(unit: 'day' | 'hour' | 'minute' | 'second', start: string, end: string): string;
 
   abstract arrayAgg(expression: string, orderBy?: string): string;
 

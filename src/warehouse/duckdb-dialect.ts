@@ -62,7 +62,7 @@ export class DuckDbDialect extends Dialect {
     return `(${expression} + INTERVAL (${Math.trunc(amount)}) ${unit.toUpperCase()})`;
   }
 
-  dateDiff(unit: 'day' | 'hour' | 'minute', start: string, end: string): string {
+  dateDiff(unit: 'day' | 'hour' | 'minute' | 'second', start: string, end: string): string {
     return `date_diff('${unit}', ${start}, ${end})`;
   }
 

@@ -1,7 +1,7 @@
 import type { Relation } from '../compile/node.js';
 import { Dialect, PRIVACY_KEY_TABLE, privacyKeyPad, type ColumnType, type DialectCapabilities, type EscapingRules, type MergeSpec } from './dialect.js';
 
-type Unit = 'day' | 'hour' | 'minute';
+type Unit = 'day' | 'hour' | 'minute' | 'second';
 
 /**
  * Snowflake. Every identifier we emit is quoted, so names keep their exact case; the catch is
