@@ -74,6 +74,8 @@ export interface DestinationContext {
   runId: string;
   /** The project root, for connectors that write files. */
   projectRoot: string;
+  /** The contract's mode: `update` must never create a record. */
+  mode: SyncMode;
   options: Record<string, unknown>;
 }
 

@@ -1,4 +1,4 @@
-import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordMeta, RecordResult, SyncMode } from './destination.js';
+import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordMeta, RecordResult } from './destination.js';
 import { DeliveryError, parseRetryAfter } from './errors.js';
 import { requestJson, resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
 import { bulkUpsert, type BulkApi } from './salesforce-bulk.js';
@@ -41,17 +41,10 @@ const API_VERSION = /^v\d+\.0$/;
 /** Per-record codes that mean the record is not there (any more): nothing left to delete or clear. */
 const GONE = new Set(['ENTITY_IS_DELETED', 'NOT_FOUND']);
 
-/** The context with the contract's mode, which `update` needs (the engine does not pass it yet: see `capabilities`). */
-export interface SalesforceContext extends DestinationContext {
-  mode?: SyncMode;
-}
-
 export const salesforceDestination: DestinationType = {
   type: 'salesforce',
-  // `update` is implemented (open() with `mode: 'update'`) but not declared: the engine does not
-  // tell connectors the contract's mode yet, and an update contract must never create records.
   // `insert` is not idempotent at Salesforce (no request idempotency key), so it is not offered.
-  capabilities: { modes: ['upsert', 'mirror'], maxBatchSize: SALESFORCE_MAX_BATCH, fields: 'any' },
+  capabilities: { modes: ['upsert', 'update', 'mirror'], maxBatchSize: SALESFORCE_MAX_BATCH, fields: 'any' },
 
   validateOptions(options: Record<string, unknown>): OptionProblem[] {
     const problems = [
@@ -83,7 +76,7 @@ export const salesforceDestination: DestinationType = {
     return new Salesforce(new SalesforceApi(instanceUrl, version, token, timeoutOf(o)), {
       object: context.object,
       externalIdField: String(o['external_id_field']),
-      updateOnly: (context as SalesforceContext).mode === 'update',
+      updateOnly: context.mode === 'update',
       bulkThreshold: number('bulk_threshold', SALESFORCE_DEFAULT_BULK_THRESHOLD),
       pollIntervalMs: number('bulk_poll_interval_ms', DEFAULT_BULK_POLL_MS),
       bulkTimeoutMs: number('bulk_timeout_ms', DEFAULT_BULK_TIMEOUT_MS),

@@ -13,7 +13,8 @@ export const DESTINATIONS_DIR = 'destinations';
 
 export const FIELD_TYPES = ['string', 'number', 'integer', 'boolean'] as const;
 export type FieldType = (typeof FIELD_TYPES)[number];
-export const TRANSFORMS = ['trim', 'lower', 'sha256'] as const;
+/** `sha256` hashes the trimmed, lower-cased value; `token` is the keyed HMAC of it (docs/privacy.md). */
+export const TRANSFORMS = ['trim', 'lower', 'sha256', 'token'] as const;
 export type Transform = (typeof TRANSFORMS)[number];
 
 export interface MappedField {
@@ -46,6 +47,8 @@ export interface Contract {
   consentRelation?: Relation;
   options: Record<string, unknown>;
   delivery: DeliveryPolicy;
+  /** Whether a field is mapped through `token`: the plan then needs the privacy key. */
+  usesToken: boolean;
 }
 
 /** `delivery:` in a contract: retries, parallelism, rate limit and quarantine (docs/destinations.md). */
@@ -185,6 +188,7 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string): Con
     consentRelation,
     options,
     delivery: deliveryPolicy(doc.child('delivery')),
+    usesToken: mapping.some((f) => f.transforms.includes('token')),
   };
 }
 
@@ -229,8 +233,8 @@ function mappedField(target: string, value: YamlValue, connector: DestinationTyp
     }
     return t as Transform;
   });
-  const sha = transforms.indexOf('sha256');
-  if (sha !== -1 && sha !== transforms.length - 1) throw transformValue.error('destination-transform', '`sha256` must be the last transform');
+  const hashed = transforms.findIndex((t) => t === 'sha256' || t === 'token');
+  if (hashed !== -1 && hashed !== transforms.length - 1) throw transformValue.error('destination-transform', `\`${transforms[hashed]}\` must be the last transform`);
   const typeValue = value.child('type');
   return { target, column: value.child('column').string(), type: typeValue.exists ? typeValue.oneOf(FIELD_TYPES) : undefined, transforms };
 }

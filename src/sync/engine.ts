@@ -4,6 +4,7 @@ import type { Destination, OutboundRecord, RecordMeta, RecordResult } from '../d
 import type { Dialect } from '../warehouse/dialect.js';
 import type { Row, Session } from '../warehouse/warehouse.js';
 import { privacyRelation } from '../privacy/tables.js';
+import type { PrivacyKey } from '../privacy/key.js';
 import type { Contract } from './contract.js';
 import { deliverer, DestinationStopped } from './delivery.js';
 import { acquireLock, lockHolder, releaseLock } from './lock.js';
@@ -38,6 +39,8 @@ export interface SyncResult {
 export interface SyncOptions {
   runId: string;
   projectRoot: string;
+  /** The privacy key, for contracts that map a field through `token`. */
+  privacyKey?: PrivacyKey;
   /** Called after each acknowledged batch: progress output. */
   onBatch?: (done: number, total: number) => void;
 }
@@ -101,7 +104,7 @@ export async function syncDestination(
   try {
     // Runs of this destination that never finished were killed: the lock is ours now, so say so.
     await writer.execute(`UPDATE ${rel('runs')} SET status = 'aborted', finished_at = ${d.currentTimestamp()} WHERE destination = ${dest} AND status = 'running'`);
-    const { plan, diff } = await planWithDiff(writer, d, contract);
+    const { plan, diff } = await planWithDiff(writer, d, contract, options.privacyKey);
     result.planned = { ...plan.planned };
     result.removed_for_consent = plan.removed_for_consent;
     result.rejected_before_sending = { ...plan.rejected };
@@ -122,7 +125,7 @@ export async function syncDestination(
     }
     const total = result.planned.add + result.planned.change + result.planned.remove;
     if (total > 0) {
-      connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, options: contract.options });
+      connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, mode: contract.mode, options: contract.options });
       // The connector gets back what it kept per record (RecordMeta) with the last acknowledgement.
       const pending = `SELECT p.op, p.primary_key, p.payload, p.payload_hash, p.reason, p.profile_id, p.revoked_at, s.meta FROM ${rel('plans')} AS p
         LEFT JOIN ${rel('snapshots')} AS s ON s.destination = p.destination AND s.primary_key = p.primary_key

@@ -4,6 +4,7 @@ import type { Session } from '../warehouse/warehouse.js';
 import type { Contract } from './contract.js';
 import { diffSql, duplicateExamplesSql, keyViolationsSql, planSummarySql, stateRelation, type DiffInputs } from './sql.js';
 import { privacyRelation } from '../privacy/tables.js';
+import { DEFAULT_PRIVACY_KEY_ENV, loadPrivacyKey, requireKey, type PrivacyKey } from '../privacy/key.js';
 
 /** The plan of one destination cannot be made (model not built, bad keys, missing columns): nothing is sent. */
 export class SyncPlanError extends CdpError {
@@ -49,8 +50,13 @@ function num(value: unknown): number {
  * Checks that can fail a plan before any diff: the model is built and has the mapped columns
  * (schema drift), profile_id when consent is required, and no null or duplicate primary key.
  */
-export async function preflight(session: Session, d: Dialect, contract: Contract): Promise<DiffInputs> {
+export async function preflight(session: Session, d: Dialect, contract: Contract, privacyKey?: PrivacyKey): Promise<DiffInputs> {
   const at = { file: contract.file };
+  if (contract.usesToken) {
+    const key = privacyKey ?? { env: DEFAULT_PRIVACY_KEY_ENV };
+    requireKey(key, `destination \`${contract.name}\` maps a field through \`token\``);
+    await loadPrivacyKey(session, d, contract.relation.database, key, `destination \`${contract.name}\``);
+  }
   const info = await session.describe(contract.relation);
   if (!info) {
     throw new SyncPlanError('destination-model-not-built', `Destination \`${contract.name}\`: model \`${contract.model}\` is not built (${d.quoteRelation(contract.relation)} does not exist)`, {
@@ -104,13 +110,13 @@ function parsePayload(value: unknown): unknown {
 }
 
 /** Preflight, then the diff's counts and samples. Reads only: writes no state and sends nothing. */
-export async function planDestination(session: Session, d: Dialect, contract: Contract): Promise<DestinationPlan> {
-  return (await planWithDiff(session, d, contract)).plan;
+export async function planDestination(session: Session, d: Dialect, contract: Contract, privacyKey?: PrivacyKey): Promise<DestinationPlan> {
+  return (await planWithDiff(session, d, contract, privacyKey)).plan;
 }
 
 /** The plan, and the diff SQL it counted (what `cdp sync` then materialises). */
-export async function planWithDiff(session: Session, d: Dialect, contract: Contract): Promise<{ plan: DestinationPlan; diff: string }> {
-  const diff = diffSql(d, contract, await preflight(session, d, contract));
+export async function planWithDiff(session: Session, d: Dialect, contract: Contract, privacyKey?: PrivacyKey): Promise<{ plan: DestinationPlan; diff: string }> {
+  const diff = diffSql(d, contract, await preflight(session, d, contract, privacyKey));
   const plan: DestinationPlan = {
     destination: contract.name,
     model: contract.model,

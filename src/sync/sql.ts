@@ -58,7 +58,8 @@ export function fieldExpression(d: Dialect, field: MappedField): string {
     if (t === 'trim') expr = `TRIM(${text(expr)})`;
     else if (t === 'lower') expr = `LOWER(${text(expr)})`;
     // Normalise, then hash: identifiers are compared after trimming and lower-casing.
-    else expr = d.sha256Hex(`LOWER(TRIM(${text(expr)}))`);
+    else if (t === 'sha256') expr = d.sha256Hex(`LOWER(TRIM(${text(expr)}))`);
+    else expr = d.hmacSha256Hex(`LOWER(TRIM(${text(expr)}))`);
   }
   switch (field.type) {
     case 'string': return text(expr);

@@ -58,7 +58,7 @@ const erase = (key: string, payload: Record<string, unknown>, meta?: RecordMeta)
 
 async function open(type: DestinationType, options: Record<string, unknown>, projectRoot = os.tmpdir()): Promise<Destination> {
   expect(type.validateOptions(options)).toEqual([]);
-  const connector = await type.open({ destination: 'crm', object: 'contacts', runId: 'run-1', projectRoot, options });
+  const connector = await type.open({ destination: 'crm', object: 'contacts', runId: 'run-1', projectRoot, mode: 'mirror', options });
   connectors.push(connector);
   return connector;
 }

@@ -251,7 +251,7 @@ describe('erase (privacy deletion), sent straight to the connector', () => {
 
   it('deletes users by external_id with /users/delete, 50 ids per call, for both types', async () => {
     braze = await new FakeBraze(KEY).start();
-    const context = { destination: 'crm_braze', object: 'users', runId: 'r1', projectRoot: '.', options: { base_url: braze.url, api_key: '{{ env "CDP_BRAZE_API_KEY" }}' } };
+    const context = { destination: 'crm_braze', object: 'users', runId: 'r1', projectRoot: '.', mode: 'upsert' as const, options: { base_url: braze.url, api_key: '{{ env "CDP_BRAZE_API_KEY" }}' } };
     const users = await brazeDestination.open(context);
     const results = await users.send(erase(75));
     expect(results.every((r) => r.ok)).toBe(true);

@@ -220,7 +220,7 @@ describe('klaviyo requests, sent straight to the connector', () => {
     op: 'remove', key, idempotencyKey: `k${key}`, payloadHash: `h${key}`, removal: 'erase', payload, ...(meta ? { meta } : {}),
   });
   const open = async (object: string) =>
-    klaviyoDestination.open({ destination: 'crm_klaviyo', object, runId: 'r1', projectRoot: '.', options: { base_url: klaviyo.url, api_key: '{{ env "CDP_KLAVIYO_API_KEY" }}', list_id: LIST } });
+    klaviyoDestination.open({ destination: 'crm_klaviyo', object, runId: 'r1', projectRoot: '.', mode: 'upsert', options: { base_url: klaviyo.url, api_key: '{{ env "CDP_KLAVIYO_API_KEY" }}', list_id: LIST } });
 
   it('erases with one data-privacy deletion job per profile, by exactly one identifier', async () => {
     klaviyo = await new FakeKlaviyo(KEY, [LIST], SPEC_DIR).start();
@@ -255,7 +255,7 @@ describe('klaviyo requests, sent straight to the connector', () => {
     klaviyo = await new FakeKlaviyo(KEY, [LIST], SPEC_DIR).start();
     await expect(open('contacts')).rejects.toThrow('`object` must be `profiles` (upsert) or `list` (add_remove, with options.list_id), got `contacts`');
     const options = { base_url: klaviyo.url, api_key: '{{ env "CDP_KLAVIYO_API_KEY" }}' };
-    await expect(klaviyoDestination.open({ destination: 'd', object: 'list', runId: 'r', projectRoot: '.', options })).rejects.toThrow('`object: list` needs options.list_id');
+    await expect(klaviyoDestination.open({ destination: 'd', object: 'list', runId: 'r', projectRoot: '.', mode: 'upsert', options })).rejects.toThrow('`object: list` needs options.list_id');
     expect(klaviyo.requests).toEqual([]);
   });
 

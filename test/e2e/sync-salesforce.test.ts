@@ -3,7 +3,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { OutboundRecord, RecordResult } from '../../src/destinations/destination.js';
 import { DeliveryError } from '../../src/destinations/errors.js';
-import { salesforceDestination, type SalesforceContext } from '../../src/destinations/salesforce.js';
+import { salesforceDestination } from '../../src/destinations/salesforce.js';
+import type { DestinationContext } from '../../src/destinations/destination.js';
 import { TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
 import { FakeSalesforce } from '../fakes/salesforce-server.js';
 
@@ -275,14 +276,14 @@ describe('the salesforce connector, driven directly', () => {
     ...extra,
   });
 
-  async function open(mode?: SalesforceContext['mode'], options: Record<string, unknown> = {}, object = 'Contact') {
-    const context: SalesforceContext = {
+  async function open(mode: DestinationContext['mode'] = 'upsert', options: Record<string, unknown> = {}, object = 'Contact') {
+    const context: DestinationContext = {
       destination: DEST,
       object,
       runId: 'run-1',
       projectRoot: '/nonexistent',
       options: { instance_url: sf.url, access_token: '{{ env "CDP_SALESFORCE_TOKEN" }}', external_id_field: 'cdp_id__c', ...options },
-      ...(mode ? { mode } : {}),
+      mode,
     };
     return salesforceDestination.open(context);
   }

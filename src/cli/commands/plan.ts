@@ -37,7 +37,7 @@ async function planCommand(flags: PlanFlags, ctx: CommandContext): Promise<ExitC
     try {
       for (const contract of contracts) {
         try {
-          entries.push({ contract, plan: await planDestination(session, prepared.dialect, contract) });
+          entries.push({ contract, plan: await planDestination(session, prepared.dialect, contract, prepared.privacyKey) });
         } catch (error) {
           if (!(error instanceof SyncPlanError)) throw error;
           entries.push({ contract, error: error.describe() });

@@ -84,7 +84,7 @@ async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitC
     try {
       for (const contract of contracts) {
         try {
-          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot }));
+          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey }));
         } catch (error) {
           // A destination whose plan fails (or whose lock is held) sends nothing; the others go on.
           if (!(error instanceof SyncPlanError) && !(error instanceof BusyError)) throw error;
