@@ -51,7 +51,12 @@ export interface Deliverer {
   stop(): void;
 }
 
-export function deliverer(connector: Destination, policy: DeliveryPolicy): Deliverer {
+/**
+ * `resendsAreSafe` false (a connector that cannot deduplicate, `deduplicates: false`): only a 429
+ * is retried, since the platform did not process that call; after a 5xx or a network error the
+ * batch may have been applied, so it is not sent again and stays in doubt.
+ */
+export function deliverer(connector: Destination, policy: DeliveryPolicy, resendsAreSafe = true): Deliverer {
   const limiter = policy.rateLimitPerSecond ? new RateLimiter(policy.rateLimitPerSecond) : undefined;
   const stopping = new AbortController();
 
@@ -69,7 +74,7 @@ export function deliverer(connector: Destination, policy: DeliveryPolicy): Deliv
         maxTimeout: policy.maxBackoffMs,
         randomize: true,
         // 429, 5xx and network errors only: another 4xx will not get better by itself, auth errors stop.
-        shouldRetry: ({ error }) => error instanceof DeliveryError && error.retryable && !stopping.signal.aborted,
+        shouldRetry: ({ error }) => error instanceof DeliveryError && (resendsAreSafe ? error.retryable : error.kind === 'rate_limited') && !stopping.signal.aborted,
         onFailedAttempt: async ({ error, retriesLeft }) => {
           // Honour Retry-After: wait at least that long (p-retry's own backoff comes on top).
           if (error instanceof DeliveryError && error.retryable && error.retryAfterMs && retriesLeft > 0) await sleep(error.retryAfterMs, stopping.signal);

@@ -33,12 +33,16 @@ export interface SyncResult {
   rejections: RecordRejection[];
   /** Records not sent because they are quarantined (until their payload changes); not counted in `planned`. */
   quarantined: number;
+  /** Records not sent because a crashed run may have delivered them to a destination that cannot deduplicate. */
+  in_doubt: number;
   message?: string;
 }
 
 export interface SyncOptions {
   runId: string;
   projectRoot: string;
+  /** Send records left in doubt by a crash again (connectors that cannot deduplicate). */
+  resendInDoubt?: boolean;
   /** The privacy key, for contracts that map a field through `token`. */
   privacyKey?: PrivacyKey;
   /** Called after each acknowledged batch: progress output. */
@@ -98,6 +102,7 @@ export async function syncDestination(
     rejected_before_sending: { consent: 0 },
     rejections: [],
     quarantined: 0,
+    in_doubt: 0,
   };
   let connector: Destination | undefined;
   let runRecorded = false;
@@ -115,6 +120,14 @@ export async function syncDestination(
     await writer.execute(`INSERT INTO ${rel('plans')} (run_id, destination, op, primary_key, payload, payload_hash, reason, send, profile_id, revoked_at)
       SELECT ${run}, ${dest}, op, primary_key, payload, payload_hash, reason, send, profile_id, revoked_at FROM (\n${diff}\n) AS diff`);
 
+    const guarded = contract.connector.capabilities.deduplicates === false;
+    if (guarded) {
+      for (const [op, n] of await holdInDoubt(writer, d, contract, options)) {
+        result.planned[op] -= n;
+        result.in_doubt += n;
+      }
+    }
+
     // Quarantined records (same op and payload as when quarantined) are not sent again.
     const quarantined = `EXISTS (SELECT 1 FROM ${rel('rejections')} AS q WHERE q.destination = ${dest} AND q.primary_key = p.primary_key AND q.op = p.op AND q.payload_hash = p.payload_hash AND q.status = 'quarantined')`;
     const planned = `FROM ${rel('plans')} AS p WHERE p.run_id = ${run} AND p.destination = ${dest} AND p.send`;
@@ -130,7 +143,7 @@ export async function syncDestination(
       const pending = `SELECT p.op, p.primary_key, p.payload, p.payload_hash, p.reason, p.profile_id, p.revoked_at, s.meta FROM ${rel('plans')} AS p
         LEFT JOIN ${rel('snapshots')} AS s ON s.destination = p.destination AND s.primary_key = p.primary_key
         WHERE p.run_id = ${run} AND p.destination = ${dest} AND p.send AND NOT ${quarantined} ORDER BY p.op, p.primary_key`;
-      const delivery = deliverer(connector, contract.delivery);
+      const delivery = deliverer(connector, contract.delivery, !guarded);
       const raw = new Map<OutboundRecord, PlannedRow>();
       let done = 0;
       // Commits are serialised on the writer session: one transaction per acknowledged (sub-)batch.
@@ -154,6 +167,14 @@ export async function syncDestination(
           raw.set(record, plannedRow(row));
           return record;
         });
+        // Before a non-deduplicating destination sees a batch, its records are marked in doubt
+        // (committed); the commit of their outcome clears the marks.
+        if (guarded) {
+          // Serialised with the commits: the writer session must never interleave two transactions.
+          const marking = commits.then(() => markInDoubt(writer, d, contract, options.runId, batch));
+          commits = marking.catch(() => undefined);
+          await marking;
+        }
         const sending: Promise<void> = delivery
           .deliver(batch, acknowledge)
           .catch((error: unknown) => {
@@ -176,6 +197,10 @@ export async function syncDestination(
         result.status = 'failed';
         result.message = fatal instanceof DestinationStopped ? fatal.message : errorMessage(fatal);
       }
+    }
+    if (result.in_doubt > 0) {
+      const note = `${result.in_doubt} record(s) in doubt not sent: a crashed run may have delivered them, and \`${contract.type}\` cannot deduplicate; check the destination, then \`cdp sync --resend-in-doubt\` to send them again`;
+      result.message = result.message ? `${result.message}; ${note}` : note;
     }
     if (result.quarantined > 0) {
       const note = `${result.quarantined} quarantined record(s) not sent (status quarantined in cdp_sync.rejections); each is sent again once its payload changes`;
@@ -201,6 +226,28 @@ export async function syncDestination(
     }
     await releaseLock(writer, d, db, contract.name, holder).catch(() => undefined);
   }
+}
+
+/**
+ * Planned records that an earlier run handed to the destination without committing the outcome
+ * (same key and payload): not sent, unless the operator says so. Returns how many were held.
+ */
+async function holdInDoubt(writer: Session, d: Dialect, contract: Contract, options: SyncOptions): Promise<[Op, number][]> {
+  const db = contract.relation.database;
+  const dest = d.literal(contract.name);
+  const inDoubt = d.quoteRelation(stateRelation(db, 'in_doubt'));
+  if (options.resendInDoubt) await writer.execute(`DELETE FROM ${inDoubt} WHERE destination = ${dest}`);
+  const plans = d.quoteRelation(stateRelation(db, 'plans'));
+  const held = `EXISTS (SELECT 1 FROM ${inDoubt} AS i WHERE i.destination = ${dest} AND i.primary_key = p.primary_key AND i.payload_hash = p.payload_hash)`;
+  const rows = await writer.query(`SELECT p.op, COUNT(*) AS n FROM ${plans} AS p WHERE p.run_id = ${d.literal(options.runId)} AND p.destination = ${dest} AND p.send AND ${held} GROUP BY p.op`);
+  if (rows.length > 0) await writer.execute(`UPDATE ${plans} AS p SET send = FALSE, reason = 'in_doubt' WHERE p.run_id = ${d.literal(options.runId)} AND p.destination = ${dest} AND p.send AND ${held}`);
+  return rows.map((row) => [String(row['op']) as Op, Number(row['n'])]);
+}
+
+async function markInDoubt(writer: Session, d: Dialect, contract: Contract, runId: string, batch: OutboundRecord[]): Promise<void> {
+  await writer.execute(`INSERT INTO ${d.quoteRelation(stateRelation(contract.relation.database, 'in_doubt'))} (destination, primary_key, payload_hash, run_id, marked_at) VALUES\n${batch
+    .map((r) => `(${d.literal(contract.name)}, ${d.literal(r.key)}, ${d.literal(r.payloadHash)}, ${d.literal(runId)}, ${d.currentTimestamp()})`)
+    .join(',\n')}`);
 }
 
 /** What the engine keeps about each record in flight, beyond what the connector sees. */
@@ -335,6 +382,9 @@ async function commitBatch(
         1 + (SELECT COUNT(*) FROM ${rejections} AS r WHERE r.destination = ${dest} AND r.primary_key = v.primary_key), ${d.currentTimestamp()},
         ${status}, v.payload_hash
       FROM (${rows}) AS v`);
+  }
+  if (contract.connector.capabilities.deduplicates === false) {
+    statements.push(`DELETE FROM ${d.quoteRelation(stateRelation(db, 'in_doubt'))} WHERE destination = ${dest} AND primary_key IN (${batch.map((r) => d.literal(r.key)).join(', ')})`);
   }
   statements.push(...erasureStatements(d, contract, acked, rejected, raw), ...consentRemovalStatements(d, contract, runId, acked, raw));
   if (statements.length > 0) for (const sql of d.atomically(statements, 'dml')) await writer.execute(sql);

@@ -10,7 +10,7 @@ import { erasedProfilesSql } from '../privacy/tables.js';
 
 export const STATE_SCHEMA = 'cdp_sync';
 
-export type StateTable = 'snapshots' | 'runs' | 'rejections' | 'locks' | 'plans' | 'consent_removals';
+export type StateTable = 'snapshots' | 'runs' | 'rejections' | 'locks' | 'plans' | 'consent_removals' | 'in_doubt';
 
 export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, ColumnType])[]> = {
   // The last ACKNOWLEDGED payload per destination and key (not only its hash: a remove needs the
@@ -35,6 +35,9 @@ export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, Colum
     ['run_id', 'string'], ['destination', 'string'], ['op', 'string'], ['primary_key', 'string'], ['payload', 'string'], ['payload_hash', 'string'], ['reason', 'string'], ['send', 'boolean'],
     ['profile_id', 'string'], ['revoked_at', 'timestamp'],
   ],
+  // Records handed to a connector that cannot deduplicate, until their outcome is committed: a
+  // row left here by a crash is in doubt, and is not resent without --resend-in-doubt.
+  in_doubt: [['destination', 'string'], ['primary_key', 'string'], ['payload_hash', 'string'], ['run_id', 'string'], ['marked_at', 'timestamp']],
   // Acknowledged removals for lost consent, with when consent was revoked: consent propagation latency.
   consent_removals: [['run_id', 'string'], ['destination', 'string'], ['profile_id', 'string'], ['revoked_at', 'timestamp'], ['removed_at', 'timestamp']],
 };

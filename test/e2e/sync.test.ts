@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DestinationType, OutboundRecord } from '../../src/destinations/destination.js';
 import { registerDestinationType } from '../../src/destinations/registry.js';
+import { DeliveryError } from '../../src/destinations/errors.js';
 import { TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
 
 /** Destination contracts, plan and sync on DuckDB against hand-computed expectations (docs/destinations.md). */
@@ -285,6 +286,65 @@ describe('per-record rejections (a fake connector)', () => {
     expect(Object.keys(await snapshot(p))).toEqual(['1', '2']);
     expectCode(await p.cdp(['sync']), 0);
     expect(Object.keys(await snapshot(p))).toEqual(['1', '2', '3']);
+  });
+});
+
+describe('destinations that cannot deduplicate (deduplicates: false)', () => {
+  it('never resends a batch whose outcome a failure left unknown, until --resend-in-doubt', async () => {
+    const delivered: string[] = [];
+    let failNext = false;
+    const fake: DestinationType = {
+      type: 'events_fake',
+      capabilities: { modes: ['insert'], maxBatchSize: 10, fields: 'any', deduplicates: false },
+      validateOptions: () => [],
+      open: async () => ({
+        capabilities: fake.capabilities,
+        send: async (batch) => {
+          // The platform applies the batch, then the answer is lost (a 502 from a proxy).
+          delivered.push(...batch.map((r) => r.key));
+          if (failNext) {
+            failNext = false;
+            throw new DeliveryError('POST /events answered 502', 'server', 502);
+          }
+          return batch.map((r) => ({ key: r.key, ok: true as const }));
+        },
+        close: async () => undefined,
+      }),
+    };
+    unregister.push(registerDestinationType(fake));
+    const p = project({ 'destinations/crm.yml': CONTRACT.replace('type: file', 'type: events_fake').replace('mode: mirror', 'mode: insert') });
+    expectCode(await p.cdp(['build']), 0);
+    failNext = true;
+    // A 5xx is not retried for such a destination: the batch may have been applied.
+    const first = JSON.parse(expectCode(await p.cdp(['sync', '--json']), 1).stdout).destinations[0];
+    expect(first.status).toBe('failed');
+    expect(delivered).toEqual(['1', '2']);
+    expect((await p.query(`SELECT primary_key FROM cdp_sync.in_doubt ORDER BY 1`)).map((r) => r['primary_key'])).toEqual(['1', '2']);
+
+    const second = JSON.parse(expectCode(await p.cdp(['sync', '--json']), 0).stdout).destinations[0];
+    expect(second).toMatchObject({ in_doubt: 2, planned: { add: 1 }, succeeded: { add: 1 } });
+    expect(second.message).toMatch(/2 record\(s\) in doubt not sent.*--resend-in-doubt/);
+    expect(delivered).toEqual(['1', '2', '3']);
+
+    const third = JSON.parse(expectCode(await p.cdp(['sync', '--json', '--resend-in-doubt']), 0).stdout).destinations[0];
+    expect(third).toMatchObject({ in_doubt: 0, succeeded: { add: 2 } });
+    expect(delivered).toEqual(['1', '2', '3', '1', '2']);
+    expect(await p.query(`SELECT * FROM cdp_sync.in_doubt`)).toEqual([]);
+    expect(JSON.parse(expectCode(await p.cdp(['plan', '--json']), 0).stdout).destinations[0].planned).toEqual({ add: 0, change: 0, remove: 0 });
+  });
+});
+
+describe('token fields (keyed HMAC, docs/privacy.md)', () => {
+  it('sends HMAC-SHA256(key, lower(trim(value))) and needs the key', async () => {
+    const key = 'token-test-key-0123456789abcdef';
+    const p = project({ 'destinations/crm.yml': CONTRACT.replace('email_sha256: { column: email, transform: sha256 }', 'email_token: { column: email, transform: [token] }') });
+    expectCode(await p.cdp(['build']), 0);
+    expect(output(expectCode(await p.cdp(['plan'], { CDP_PRIVACY_KEY: '' }), 2))).toMatch(/CDP_PRIVACY_KEY is not set: destination `crm` maps a field through `token`/);
+    expectCode(await p.cdp(['sync'], { CDP_PRIVACY_KEY: key }), 0);
+    const sent = outbox(p).flatMap((f) => f.lines);
+    const ana = sent.find((l) => l.key === '1')!;
+    expect(ana.payload['email_token']).toBe(createHmac('sha256', key).update('ana@example.com').digest('hex'));
+    expect(JSON.stringify(sent)).not.toContain(key);
   });
 });
 

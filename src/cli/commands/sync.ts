@@ -15,6 +15,7 @@ import { write } from '../text-output.js';
 
 interface SyncFlags extends CliFlags {
   json?: boolean;
+  resendInDoubt?: boolean;
 }
 
 interface HistoryFlags extends CliFlags {
@@ -28,6 +29,7 @@ export function registerSyncCommand(program: Command, ctx: CommandContext): void
   sync
     .description('send the planned adds, changes and removes to each selected destination; state advances per acknowledged batch')
     .option('--json', 'print the run summary as JSON (planned/succeeded/failed × add/change/remove)')
+    .option('--resend-in-doubt', 'send again the records a crashed run may have delivered to a destination that cannot deduplicate (Braze events)')
     .action(async (flags: SyncFlags) => {
       ctx.exitCode = await syncCommand(flags, ctx);
     });
@@ -84,7 +86,7 @@ async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitC
     try {
       for (const contract of contracts) {
         try {
-          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey }));
+          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey, resendInDoubt: flags.resendInDoubt ?? false }));
         } catch (error) {
           // A destination whose plan fails (or whose lock is held) sends nothing; the others go on.
           if (!(error instanceof SyncPlanError) && !(error instanceof BusyError)) throw error;
