@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Dag } from '../compile/graph.js';
@@ -49,6 +50,8 @@ export interface Contract {
   delivery: DeliveryPolicy;
   /** Whether a field is mapped through `token`: the plan then needs the privacy key. */
   usesToken: boolean;
+  /** Fingerprint of the mapping: a run records it, so the plan can say when a change re-sends everything. */
+  mappingHash: string;
 }
 
 /** `delivery:` in a contract: retries, parallelism, rate limit and quarantine (docs/destinations.md). */
@@ -189,6 +192,7 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string): Con
     options,
     delivery: deliveryPolicy(doc.child('delivery')),
     usesToken: mapping.some((f) => f.transforms.includes('token')),
+    mappingHash: createHash('sha256').update(JSON.stringify(mapping.map((f) => [f.target, f.column, f.type ?? null, f.transforms]))).digest('hex'),
   };
 }
 

@@ -113,8 +113,8 @@ export async function syncDestination(
     result.planned = { ...plan.planned };
     result.removed_for_consent = plan.removed_for_consent;
     result.rejected_before_sending = { ...plan.rejected };
-    await writer.execute(`INSERT INTO ${rel('runs')} (run_id, destination, status, started_at, planned_add, planned_change, planned_remove, succeeded_add, succeeded_change, succeeded_remove, failed_add, failed_change, failed_remove, excluded_consent)
-      VALUES (${run}, ${dest}, 'running', ${d.currentTimestamp()}, ${plan.planned.add}, ${plan.planned.change}, ${plan.planned.remove}, 0, 0, 0, 0, 0, 0, ${plan.rejected.consent})`);
+    await writer.execute(`INSERT INTO ${rel('runs')} (run_id, destination, status, started_at, planned_add, planned_change, planned_remove, succeeded_add, succeeded_change, succeeded_remove, failed_add, failed_change, failed_remove, excluded_consent, mapping_hash)
+      VALUES (${run}, ${dest}, 'running', ${d.currentTimestamp()}, ${plan.planned.add}, ${plan.planned.change}, ${plan.planned.remove}, 0, 0, 0, 0, 0, 0, ${plan.rejected.consent}, ${d.literal(contract.mappingHash)})`);
     runRecorded = true;
     // The run's plan, materialised: the audit record, and what the delivery loop streams.
     await writer.execute(`INSERT INTO ${rel('plans')} (run_id, destination, op, primary_key, payload, payload_hash, reason, send, profile_id, revoked_at)

@@ -35,6 +35,8 @@ export interface DestinationPlan {
     /** Profiles without the required consent that were never sent. */
     consent: number;
   };
+  /** The mapping differs from the last sync's: every synced row is re-sent as a change. */
+  mapping_changed: boolean;
   /** Differences the contract's mode does not send (e.g. changes in `insert` mode, removes with `on_remove: nothing`). */
   not_sent: OpCounts;
   samples: Record<Op, PlanSample[]>;
@@ -126,6 +128,7 @@ export async function planWithDiff(session: Session, d: Dialect, contract: Contr
     planned: { add: 0, change: 0, remove: 0 },
     removed_for_consent: 0,
     rejected: { consent: 0 },
+    mapping_changed: await mappingChanged(session, d, contract),
     not_sent: { add: 0, change: 0, remove: 0 },
     samples: { add: [], change: [], remove: [] },
   };
@@ -149,6 +152,15 @@ export async function planWithDiff(session: Session, d: Dialect, contract: Contr
     }
   }
   return { plan, diff };
+}
+
+/** Whether the last run that recorded a mapping recorded another one. */
+async function mappingChanged(session: Session, d: Dialect, contract: Contract): Promise<boolean> {
+  const runs = stateRelation(contract.relation.database, 'runs');
+  const info = await session.describe(runs);
+  if (!info?.columns.some((c) => c.name.toLowerCase() === 'mapping_hash')) return false;
+  const [last] = await session.query(`SELECT mapping_hash FROM ${d.quoteRelation(runs)} WHERE destination = ${d.literal(contract.name)} AND mapping_hash IS NOT NULL ORDER BY started_at DESC LIMIT 1`);
+  return last !== undefined && String(last['mapping_hash']) !== contract.mappingHash;
 }
 
 export function totalPlanned(plan: DestinationPlan): number {

@@ -20,6 +20,7 @@ function header(c: Contract): string {
 
 function notSent(plan: DestinationPlan, c: Contract): string[] {
   const lines: string[] = [];
+  if (plan.mapping_changed) lines.push(`the mapping changed since the last sync: every synced row is re-sent (${plan.planned.change} change(s))`);
   if (plan.not_sent.change > 0) lines.push(`${plan.not_sent.change} change(s) not sent: mode ${c.mode} does not send changes`);
   if (plan.not_sent.remove > 0) lines.push(`${plan.not_sent.remove} row(s) left the model and stay at the destination (on_remove: ${c.onRemove})`);
   return lines;

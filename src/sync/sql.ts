@@ -23,7 +23,7 @@ export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, Colum
     ['planned_add', 'bigint'], ['planned_change', 'bigint'], ['planned_remove', 'bigint'],
     ['succeeded_add', 'bigint'], ['succeeded_change', 'bigint'], ['succeeded_remove', 'bigint'],
     ['failed_add', 'bigint'], ['failed_change', 'bigint'], ['failed_remove', 'bigint'],
-    ['excluded_consent', 'bigint'], ['message', 'string'],
+    ['excluded_consent', 'bigint'], ['message', 'string'], ['mapping_hash', 'string'],
   ],
   rejections: [
     ['run_id', 'string'], ['destination', 'string'], ['primary_key', 'string'], ['op', 'string'], ['reason', 'string'], ['attempts', 'integer'], ['rejected_at', 'timestamp'],

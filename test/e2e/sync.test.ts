@@ -159,14 +159,15 @@ mapping:
   email: { transform: [trim, lower], column: email }
 `;
     p.write({ 'destinations/crm.yml': reordered });
-    expect((await planJson(p))['destinations'][0].planned).toEqual({ add: 0, change: 0, remove: 0 });
+    expect((await planJson(p))['destinations'][0]).toMatchObject({ planned: { add: 0, change: 0, remove: 0 }, mapping_changed: false });
     // The model's column order does not matter either.
     p.write({ 'models/contacts.sql': 'select score, name, email, profile_id, id from {{ ref "people" }}\n' });
     expectCode(await p.cdp(['build']), 0);
     expect((await planJson(p))['destinations'][0].planned).toEqual({ add: 0, change: 0, remove: 0 });
     // A changed mapping is a change for every synced row.
     p.write({ 'destinations/crm.yml': reordered.replace('name: { column: name }', 'full_name: { column: name }') });
-    expect((await planJson(p))['destinations'][0].planned).toEqual({ add: 0, change: 3, remove: 0 });
+    expect((await planJson(p))['destinations'][0]).toMatchObject({ planned: { add: 0, change: 3, remove: 0 }, mapping_changed: true });
+    expect(expectCode(await p.cdp(['plan']), 0).stdout).toMatch(/the mapping changed since the last sync: every synced row is re-sent \(3 change\(s\)\)/);
   });
 
   it('rejects duplicate and NULL primary keys with a count and examples, sending nothing (exit 1)', async () => {

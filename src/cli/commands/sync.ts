@@ -73,6 +73,26 @@ async function historyCommand(flags: HistoryFlags, ctx: CommandContext): Promise
   return ExitCode.success;
 }
 
+/**
+ * A progress bar on an interactive terminal's stderr, redrawn in place per acknowledged batch;
+ * nothing when stderr is not a TTY (CI logs, cron, Airflow), where the summary is enough.
+ */
+function progressBar(destination: string, stream: NodeJS.WriteStream = process.stderr): { update: (done: number, total: number) => void; end: () => void } | undefined {
+  if (!stream.isTTY) return undefined;
+  const width = 30;
+  let drawn = false;
+  return {
+    update: (done, total) => {
+      const filled = total > 0 ? Math.round((done / total) * width) : width;
+      stream.write(`\r${destination} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
+      drawn = true;
+    },
+    end: () => {
+      if (drawn) stream.write('\n');
+    },
+  };
+}
+
 async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitCode> {
   const logger = ctx.logger(flags.logFormat);
   const { prepared, contracts, projectRoot } = prepareSync(toProjectFlags(flags), logger, ctx.env);
@@ -85,12 +105,15 @@ async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitC
     const reader = await warehouse.session();
     try {
       for (const contract of contracts) {
+        const progress = flags.json || flags.logFormat === 'json' ? undefined : progressBar(contract.name);
         try {
-          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey, resendInDoubt: flags.resendInDoubt ?? false }));
+          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey, resendInDoubt: flags.resendInDoubt ?? false, onBatch: progress?.update }));
         } catch (error) {
           // A destination whose plan fails (or whose lock is held) sends nothing; the others go on.
           if (!(error instanceof SyncPlanError) && !(error instanceof BusyError)) throw error;
           errors.push({ destination: contract.name, error: error.describe(), busy: error instanceof BusyError });
+        } finally {
+          progress?.end();
         }
       }
     } finally {
