@@ -218,6 +218,16 @@ sqlCase('describeRelation escapes names as literals', (d) => d.describeRelation(
 });
 
 sqlCase('sha256Hex', (d) => d.sha256Hex('email'), { duckdb: 'sha256(email)', bigquery: 'TO_HEX(SHA256(email))', snowflake: 'SHA2(email, 256)' });
+sqlCase('loadPrivacyKeySql keeps the key in a session table', (d) => d.loadPrivacyKeySql('36', '5c'), {
+  duckdb: "CREATE OR REPLACE TEMP TABLE cdp_privacy_key AS SELECT unhex('36') AS ipad, unhex('5c') AS opad",
+  bigquery: "CREATE OR REPLACE TEMP TABLE cdp_privacy_key AS SELECT FROM_HEX('36') AS ipad, FROM_HEX('5c') AS opad",
+  snowflake: "CREATE OR REPLACE TEMPORARY TABLE cdp_privacy_key AS SELECT TO_BINARY('36', 'HEX') AS ipad, TO_BINARY('5c', 'HEX') AS opad",
+});
+sqlCase('hmacSha256Hex reads the pads, never the key', (d) => d.hmacSha256Hex('v'), {
+  duckdb: 'sha256((SELECT opad FROM cdp_privacy_key) || unhex(sha256((SELECT ipad FROM cdp_privacy_key) || encode(v))))',
+  bigquery: 'TO_HEX(SHA256(CONCAT((SELECT opad FROM cdp_privacy_key), SHA256(CONCAT((SELECT ipad FROM cdp_privacy_key), CAST(v AS BYTES))))))',
+  snowflake: "LOWER(SHA2(CONCAT((SELECT opad FROM cdp_privacy_key), SHA2_BINARY(CONCAT((SELECT ipad FROM cdp_privacy_key), TO_BINARY(v, 'UTF-8')), 256)), 256))",
+});
 
 sqlCase('currentTimestamp', (d) => d.currentTimestamp(), {
   duckdb: 'CAST(current_timestamp AS TIMESTAMP)',
