@@ -4,8 +4,9 @@ import { appendBenchmarkRow, benchmarksFile, collectGarbage, duckdbVersion, mach
 
 /**
  * `npm run bench -- [suite] [--scale small|default|large|<number>]`
- * Runs one suite, or all of them, prints the figures and appends a dated row per suite to
- * BENCHMARKS.md. Run through npm so node has --expose-gc and dist/ is fresh.
+ * Runs one suite, or all of them (at `small` unless --scale says otherwise), prints the figures
+ * and appends a dated row per suite to BENCHMARKS.md. Run through npm so node has --expose-gc
+ * and dist/ is fresh.
  */
 
 // One entry per suite, in the order `npm run bench` runs them.
@@ -46,7 +47,10 @@ async function main(): Promise<void> {
   const wanted = args.positionals[0];
   const suites = wanted === undefined ? SUITES : SUITES.filter((s) => s.name === wanted);
   if (suites.length === 0) fail(`unknown suite ${JSON.stringify(wanted)}`);
-  const scale = parseScale(args.values.scale);
+  // Every suite at once runs at `small` unless told otherwise, so `npm run bench` stays a few
+  // minutes; one suite by name runs at its own default, the scale its issue's goal is set at.
+  const scaleArg = args.values.scale ?? (wanted === undefined ? 'small' : undefined);
+  const scale = parseScale(scaleArg);
   if (typeof (globalThis as { gc?: unknown }).gc !== 'function') {
     console.warn('warning: run with node --expose-gc (npm run bench does) so runs do not pay for earlier garbage');
   }
@@ -60,7 +64,7 @@ async function main(): Promise<void> {
     try {
       const result = await suite.run(scale);
       printResult(result, machine, duckdb);
-      appendBenchmarkRow(file, suite.name, markdownRow(result, machine, duckdb, reproduce(suite.name, args.values.scale)));
+      appendBenchmarkRow(file, suite.name, markdownRow(result, machine, duckdb, reproduce(suite.name, scaleArg)));
     } catch (error) {
       failed++;
       console.error(`\n== ${suite.name} failed:`, error);
