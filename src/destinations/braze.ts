@@ -1,7 +1,6 @@
 import type { Destination, DestinationCapabilities, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordResult } from './destination.js';
-import { DeliveryError, parseRetryAfter } from './errors.js';
-import { resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
-import { chunks, jsonCall, type FailureReader } from './json-call.js';
+import { parseRetryAfter } from './errors.js';
+import { baseUrlOf, chunks, jsonCall, requireSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems, type FailureReader } from './http-connector.js';
 
 /**
  * The Braze connectors (docs/connectors/braze.md), two types because their delivery guarantees
@@ -58,10 +57,8 @@ function validator(type: string, allowed: readonly string[]): (options: Record<s
 }
 
 function connection(type: string, context: DestinationContext): Braze {
-  const apiKey = resolveSecret(context.options['api_key']);
-  if (apiKey === undefined) throw new DeliveryError(`the ${type} api_key is not set`, 'auth');
-  const baseUrl = String(context.options['base_url']).replace(/\/+$/, '');
-  return new Braze(baseUrl, apiKey, timeoutOf(context.options));
+  const apiKey = requireSecret(type, context.options, 'api_key');
+  return new Braze(baseUrlOf(context.options, 'base_url'), apiKey, timeoutOf(context.options));
 }
 
 export const brazeDestination: DestinationType = {
@@ -71,7 +68,7 @@ export const brazeDestination: DestinationType = {
   capabilities: { modes: ['upsert', 'mirror'], maxBatchSize: BRAZE_TRACK_MAX, fields: 'any' },
   validateOptions: validator('braze', OPTIONS),
   async open(context) {
-    return new BrazeUsers(connection('braze', context), this.capabilities);
+    return new BrazeSender(connection('braze', context), 'attributes', userRoute, this.capabilities);
   },
 };
 
@@ -86,7 +83,7 @@ export const brazeEventsDestination: DestinationType = {
   },
   async open(context) {
     const name = context.options['event_name'];
-    return new BrazeEvents(connection('braze_events', context), typeof name === 'string' ? name : undefined, this.capabilities);
+    return new BrazeSender(connection('braze_events', context), 'events', eventRoute(typeof name === 'string' ? name : undefined), this.capabilities);
   },
 };
 
@@ -145,28 +142,44 @@ class Braze {
   }
 }
 
-class BrazeUsers implements Destination {
+/** Where a record goes: an object for `/users/track`, `/users/delete` by its external id, or a rejection with its reason. */
+type Route = { track: Record<string, unknown> } | 'delete' | { reject: string };
+
+/** Both types: each record routed, the tracked objects in one call, then the deletions. */
+class BrazeSender implements Destination {
   constructor(
     private readonly braze: Braze,
+    private readonly array: TrackArray,
+    private readonly route: (record: OutboundRecord, id: string) => Route,
     readonly capabilities: DestinationCapabilities,
   ) {}
 
   async send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
     const results: RecordResult[] = [];
-    const attributes: TrackItem[] = [];
+    const tracked: TrackItem[] = [];
     const deletions: Item[] = [];
     for (const record of batch) {
       const id = externalId(record);
-      if (id === undefined) results.push(reject(record, NO_EXTERNAL_ID));
-      else if (record.op === 'remove' && record.removal !== 'clear') deletions.push({ record, id });
-      else attributes.push({ record, id, object: attributeObject(record, id) });
+      if (id === undefined) {
+        results.push(reject(record, NO_EXTERNAL_ID));
+        continue;
+      }
+      const route = this.route(record, id);
+      if (route === 'delete') deletions.push({ record, id });
+      else if ('reject' in route) results.push(reject(record, route.reject));
+      else tracked.push({ record, id, object: route.track });
     }
-    if (attributes.length > 0) results.push(...(await this.braze.track('attributes', attributes)));
+    if (tracked.length > 0) results.push(...(await this.braze.track(this.array, tracked)));
     if (deletions.length > 0) results.push(...(await this.braze.deleteUsers(deletions)));
     return results;
   }
 
   async close(): Promise<void> {}
+}
+
+/** `braze`: removes with `delete` (mirror) and `erase` delete the user; anything else sets attributes. */
+function userRoute(record: OutboundRecord, id: string): Route {
+  return record.op === 'remove' && record.removal !== 'clear' ? 'delete' : { track: attributeObject(record, id) };
 }
 
 /** `{external_id, ...fields}`; for a clear every field but the id is null, which removes it in Braze. */
@@ -180,47 +193,27 @@ function attributeObject(record: OutboundRecord, id: string): Record<string, unk
 /** Fields of an event row that are not event properties. */
 const EVENT_FIELDS = new Set(['external_id', 'name', 'time']);
 
-class BrazeEvents implements Destination {
-  constructor(
-    private readonly braze: Braze,
-    private readonly eventName: string | undefined,
-    readonly capabilities: DestinationCapabilities,
-  ) {}
+/** `braze_events`: an erasure deletes the user; an add is an event; nothing else can be sent. */
+function eventRoute(eventName: string | undefined): (record: OutboundRecord, id: string) => Route {
+  return (record, id) => {
+    if (record.op === 'remove' && record.removal === 'erase') return 'delete';
+    if (record.op !== 'add') return { reject: 'braze_events only inserts new events: a sent event cannot be changed or removed' };
+    const event = eventObject(record, id, eventName);
+    return typeof event === 'string' ? { reject: event } : { track: event };
+  };
+}
 
-  async send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
-    const results: RecordResult[] = [];
-    const events: TrackItem[] = [];
-    const erasures: Item[] = [];
-    for (const record of batch) {
-      const id = externalId(record);
-      if (id === undefined) results.push(reject(record, NO_EXTERNAL_ID));
-      else if (record.op === 'remove' && record.removal === 'erase') erasures.push({ record, id });
-      else if (record.op !== 'add') results.push(reject(record, 'braze_events only inserts new events: a sent event cannot be changed or removed'));
-      else {
-        const event = this.eventObject(record, id);
-        if (typeof event === 'string') results.push(reject(record, event));
-        else events.push({ record, id, object: event });
-      }
-    }
-    if (events.length > 0) results.push(...(await this.braze.track('events', events)));
-    if (erasures.length > 0) results.push(...(await this.braze.deleteUsers(erasures)));
-    return results;
-  }
-
-  /** The event object, or why the record cannot be one. */
-  private eventObject(record: OutboundRecord, id: string): Record<string, unknown> | string {
-    const mapped = record.payload['name'];
-    const name = mapped === null || mapped === undefined || String(mapped).trim() === '' ? this.eventName : String(mapped);
-    if (name === undefined) return 'no event name: map a `name` field or set options.event_name';
-    const time = isoTime(record.payload['time']);
-    if (time === undefined) return 'no event time: map a `time` field (a timestamp)';
-    const properties: Record<string, unknown> = {};
-    for (const [field, value] of Object.entries(record.payload)) if (!EVENT_FIELDS.has(field)) properties[field] = value;
-    properties['cdp_idempotency_key'] = record.idempotencyKey;
-    return { external_id: id, name, time, properties };
-  }
-
-  async close(): Promise<void> {}
+/** The event object, or why the record cannot be one. */
+function eventObject(record: OutboundRecord, id: string, eventName: string | undefined): Record<string, unknown> | string {
+  const mapped = record.payload['name'];
+  const name = mapped === null || mapped === undefined || String(mapped).trim() === '' ? eventName : String(mapped);
+  if (name === undefined) return 'no event name: map a `name` field or set options.event_name';
+  const time = isoTime(record.payload['time']);
+  if (time === undefined) return 'no event time: map a `time` field (a timestamp)';
+  const properties: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(record.payload)) if (!EVENT_FIELDS.has(field)) properties[field] = value;
+  properties['cdp_idempotency_key'] = record.idempotencyKey;
+  return { external_id: id, name, time, properties };
 }
 
 const WAREHOUSE_TIMESTAMP = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}(?::?\d{2})?)?$/;

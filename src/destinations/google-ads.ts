@@ -1,8 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordResult } from './destination.js';
-import { DeliveryError, parseRetryAfter } from './errors.js';
-import { postJson, resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
-import { GOOGLE_FIELDS, GOOGLE_RULES, googleHasAddress, googleMissing, membershipResults, planMembership, type GoogleField, type IdentifierValues, type Member } from './platform-hash.js';
+import { DeliveryError } from './errors.js';
+import {
+  baseUrlOf, jsonCall, numberOption, patternProblems, positiveIntegerProblems, requireSecret, secretProblems, stringOption, timeoutOf, timeoutProblems,
+  unknownOptionProblems, urlProblems, type FailureReader,
+} from './http-connector.js';
+import { GOOGLE_FIELDS, GOOGLE_RULES, googleHasAddress, googleMissing, sendMembership, type GoogleField, type IdentifierValues, type Member } from './platform-hash.js';
 
 /**
  * The Google Ads Customer Match connector (docs/connectors/google-ads.md): membership of a
@@ -37,11 +40,6 @@ const OPTIONS = [
 ];
 const CUSTOMER_ID = /^\d{3}-?\d{3}-?\d{4}$/;
 
-function positiveInteger(options: Record<string, unknown>, key: string): OptionProblem[] {
-  const value = options[key];
-  return value === undefined || (typeof value === 'number' && Number.isInteger(value) && value >= 1) ? [] : [{ key, message: 'must be a positive integer (milliseconds)' }];
-}
-
 function customerIdProblems(options: Record<string, unknown>, key: string, required: boolean): OptionProblem[] {
   const value = options[key];
   if (value === undefined) return required ? [{ key, message: 'is required: the 10-digit Google Ads customer id (dashes allowed)' }] : [];
@@ -61,16 +59,13 @@ export const googleAdsDestination: DestinationType = {
       ...(options['developer_token'] === undefined ? [] : secretProblems(options, 'developer_token', 'the developer token', 'GOOGLE_ADS_DEVELOPER_TOKEN')),
       ...customerIdProblems(options, 'customer_id', true),
       ...customerIdProblems(options, 'login_customer_id', false),
-      ...positiveInteger(options, 'poll_interval_ms'),
-      ...positiveInteger(options, 'job_timeout_ms'),
+      ...positiveIntegerProblems(options, 'poll_interval_ms', 'milliseconds'),
+      ...positiveIntegerProblems(options, 'job_timeout_ms', 'milliseconds'),
     ];
     const list = options['user_list_id'];
     if (list === undefined) problems.push({ key: 'user_list_id', message: 'is required: the id of the Customer Match user list' });
     else if (!/^\d+$/.test(String(list))) problems.push({ key: 'user_list_id', message: `must be a user list id (digits), got ${JSON.stringify(list)}` });
-    const version = options['api_version'];
-    if (version !== undefined && (typeof version !== 'string' || !/^v\d+$/.test(version))) {
-      problems.push({ key: 'api_version', message: `must be a Google Ads API version such as ${GOOGLE_DEFAULT_VERSION}, got ${JSON.stringify(version)}` });
-    }
+    problems.push(...patternProblems(options, 'api_version', /^v\d+$/, `a Google Ads API version such as ${GOOGLE_DEFAULT_VERSION}`));
     for (const key of ['ad_user_data_consent', 'ad_personalization_consent']) {
       const value = options[key];
       if (value !== undefined && !CONSENT_VALUES.includes(String(value))) problems.push({ key, message: `must be GRANTED or DENIED, got ${JSON.stringify(value)}` });
@@ -80,28 +75,22 @@ export const googleAdsDestination: DestinationType = {
 
   async open(context: DestinationContext): Promise<Destination> {
     const o = context.options;
-    const accessToken = resolveSecret(o['access_token']);
-    if (accessToken === undefined) throw new DeliveryError('the google_ads access_token is not set', 'auth');
-    const headers: Record<string, string> = { authorization: `Bearer ${accessToken}`, accept: 'application/json' };
-    if (o['developer_token'] !== undefined) {
-      const developerToken = resolveSecret(o['developer_token']);
-      if (developerToken === undefined) throw new DeliveryError('the google_ads developer_token is not set', 'auth');
-      headers['developer-token'] = developerToken;
-    }
+    const headers: Record<string, string> = { authorization: `Bearer ${requireSecret('google_ads', o, 'access_token')}`, accept: 'application/json' };
+    if (o['developer_token'] !== undefined) headers['developer-token'] = requireSecret('google_ads', o, 'developer_token');
     if (o['login_customer_id'] !== undefined) headers['login-customer-id'] = digits(o['login_customer_id']);
     const customerId = digits(o['customer_id']);
     const consent: Record<string, string> = {};
     if (o['ad_user_data_consent'] !== undefined) consent['adUserData'] = String(o['ad_user_data_consent']);
     if (o['ad_personalization_consent'] !== undefined) consent['adPersonalization'] = String(o['ad_personalization_consent']);
     return new CustomerMatch({
-      baseUrl: (typeof o['base_url'] === 'string' ? o['base_url'] : GOOGLE_DEFAULT_BASE_URL).replace(/\/+$/, ''),
-      version: typeof o['api_version'] === 'string' ? o['api_version'] : GOOGLE_DEFAULT_VERSION,
+      baseUrl: baseUrlOf(o, 'base_url', GOOGLE_DEFAULT_BASE_URL),
+      version: stringOption(o, 'api_version', GOOGLE_DEFAULT_VERSION),
       customerId,
       userList: `customers/${customerId}/userLists/${digits(o['user_list_id'])}`,
       headers,
       consent: Object.keys(consent).length > 0 ? consent : undefined,
-      pollMs: typeof o['poll_interval_ms'] === 'number' ? o['poll_interval_ms'] : DEFAULT_POLL_MS,
-      jobTimeoutMs: typeof o['job_timeout_ms'] === 'number' ? o['job_timeout_ms'] : DEFAULT_JOB_TIMEOUT_MS,
+      pollMs: numberOption(o, 'poll_interval_ms', DEFAULT_POLL_MS),
+      jobTimeoutMs: numberOption(o, 'job_timeout_ms', DEFAULT_JOB_TIMEOUT_MS),
       timeoutMs: timeoutOf(o),
     }, this.capabilities);
   },
@@ -164,18 +153,41 @@ function durationMs(text: string | undefined): number | undefined {
   return m ? Math.ceil(Number(m[1]) * 1000) : undefined;
 }
 
+function statusOf(body: unknown): Status | undefined {
+  return (body as { error?: Status } | undefined)?.error;
+}
+
+/**
+ * Google's `{error: {code, message, status, details: [{errors: [{errorCode, message}]}]}}`. A rate
+ * limit waits `Retry-After`, else quotaErrorDetails.retryDelay. Any other 4xx concerns the job or
+ * the list, which no record can cause: it stops the destination rather than splitting the batch.
+ */
+const googleFailures: FailureReader = {
+  explain(body) {
+    const error = statusOf(body);
+    const first = googleErrors(error)[0];
+    return { code: [error?.status, first ? errorCodeOf(first) : undefined].filter(Boolean).join(' '), detail: first?.message ?? error?.message };
+  },
+  classify({ status, body, message, retryAfterMs }) {
+    const error = statusOf(body);
+    if (status === 429 || error?.status === 'RESOURCE_EXHAUSTED') {
+      const delay = googleErrors(error).map((e) => durationMs(e.details?.quotaErrorDetails?.retryDelay)).find((ms) => ms !== undefined);
+      return new DeliveryError(message, 'rate_limited', status, retryAfterMs ?? delay);
+    }
+    if (status === 401 || status === 403) return new DeliveryError(message, 'auth', status);
+    if (status >= 500 || error?.status === 'ABORTED') return new DeliveryError(message, 'server', status);
+    return new Error(`${message}; this concerns the job or the user list as a whole (check customer_id, user_list_id and the account's Customer Match access)`);
+  },
+};
+
 class CustomerMatch implements Destination {
   constructor(
     private readonly s: Settings,
     readonly capabilities: DestinationType['capabilities'],
   ) {}
 
-  async send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
-    const plan = planMembership(batch, GOOGLE_RULES, googleMissing);
-    const failures = new Map<string, string>();
-    if (plan.removals.length > 0) await this.job('remove', plan.removals, failures);
-    if (plan.additions.length > 0) await this.job('create', plan.additions, failures);
-    return membershipResults(batch, plan, failures);
+  send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
+    return sendMembership(batch, GOOGLE_RULES, googleMissing, (direction, members, failures) => this.job(direction === 'remove' ? 'remove' : 'create', members, failures));
   }
 
   /** One job of one direction: create it, add the operations, run it, wait for it. */
@@ -238,32 +250,8 @@ class CustomerMatch implements Destination {
 
   private async post(path: string, payload: unknown): Promise<unknown> {
     const label = `/${this.s.version}${path}`;
-    const { response, text } = await postJson(`${this.s.baseUrl}${label}`, label, this.s.headers, JSON.stringify(payload), this.s.timeoutMs);
-    let body: unknown;
-    try {
-      body = text.trim() === '' ? undefined : JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    if (!response.ok) throw this.failure(label, response, (body as { error?: Status } | undefined)?.error, text);
-    if (body === undefined && text.trim() !== '') throw new DeliveryError(`POST ${label} answered ${response.status} with a body that is not JSON`, 'server', response.status);
+    const { body } = await jsonCall({ method: 'POST', baseUrl: this.s.baseUrl, path: label, headers: this.s.headers, payload, timeoutMs: this.s.timeoutMs }, googleFailures);
     return body ?? {};
-  }
-
-  private failure(label: string, response: Response, error: Status | undefined, text: string): Error {
-    const status = response.status;
-    const first = googleErrors(error)[0];
-    const code = first ? errorCodeOf(first) : undefined;
-    const what = [error?.status, code].filter(Boolean).join(' ');
-    const detail = first?.message ?? error?.message ?? text.trim().slice(0, 300);
-    const message = `POST ${label} answered ${status}${what ? ` ${what}` : ''}${detail ? `: ${detail}` : ''}`;
-    if (status === 429 || error?.status === 'RESOURCE_EXHAUSTED') {
-      const delay = googleErrors(error).map((e) => durationMs(e.details?.quotaErrorDetails?.retryDelay)).find((ms) => ms !== undefined);
-      return new DeliveryError(message, 'rate_limited', status, parseRetryAfter(response.headers.get('retry-after')) ?? delay);
-    }
-    if (status === 401 || status === 403) return new DeliveryError(message, 'auth', status);
-    if (status >= 500 || error?.status === 'ABORTED') return new DeliveryError(message, 'server', status);
-    return new Error(`${message}; this concerns the job or the user list as a whole (check customer_id, user_list_id and the account's Customer Match access)`);
   }
 
   async close(): Promise<void> {}

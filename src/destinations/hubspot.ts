@@ -1,6 +1,6 @@
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordMeta, RecordResult } from './destination.js';
-import { DeliveryError, parseRetryAfter } from './errors.js';
-import { postJson, resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
+import { DeliveryError } from './errors.js';
+import { baseUrlOf, jsonCall, patternProblems, requireSecret, secretProblems, stringOption, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems, type FailureReader } from './http-connector.js';
 
 /**
  * The HubSpot CRM v3 contacts connector (docs/connectors/hubspot.md).
@@ -30,6 +30,17 @@ export const HUBSPOT_DEFAULT_BASE_URL = 'https://api.hubapi.com';
 const OPTIONS = ['base_url', 'token', 'id_property', 'timeout_ms'];
 const PROPERTY_NAME = /^[a-z_][a-z0-9_]*$/i;
 
+/** HubSpot's error body: `{category | errorType, policyName, message}`. */
+const hubspotFailures: FailureReader = {
+  explain(body) {
+    const b = (body ?? {}) as { message?: unknown; category?: unknown; errorType?: unknown; policyName?: unknown };
+    return {
+      code: [b.errorType ?? b.category, b.policyName].filter((x) => typeof x === 'string').join(' '),
+      detail: typeof b.message === 'string' ? b.message : undefined,
+    };
+  },
+};
+
 export const hubspotDestination: DestinationType = {
   type: 'hubspot',
   // HubSpot has no insert-only or list-membership semantics here; `update` would need batch/update (not built).
@@ -37,25 +48,19 @@ export const hubspotDestination: DestinationType = {
   capabilities: { modes: ['upsert', 'mirror'], maxBatchSize: HUBSPOT_MAX_BATCH, fields: 'any' },
 
   validateOptions(options: Record<string, unknown>): OptionProblem[] {
-    const problems = [
+    return [
       ...unknownOptionProblems('hubspot', options, OPTIONS),
       ...urlProblems(options, 'base_url'),
       ...secretProblems(options, 'token', 'the private app token', 'HUBSPOT_TOKEN'),
+      ...patternProblems(options, 'id_property', PROPERTY_NAME, 'a HubSpot property name (a unique property such as email)'),
+      ...timeoutProblems(options),
     ];
-    const idProperty = options['id_property'];
-    if (idProperty !== undefined && (typeof idProperty !== 'string' || !PROPERTY_NAME.test(idProperty))) {
-      problems.push({ key: 'id_property', message: `must be a HubSpot property name (a unique property such as email), got ${JSON.stringify(idProperty)}` });
-    }
-    return [...problems, ...timeoutProblems(options)];
   },
 
   async open(context: DestinationContext): Promise<Destination> {
-    const token = resolveSecret(context.options['token']);
-    if (token === undefined) throw new DeliveryError('the hubspot token is not set', 'auth');
     const o = context.options;
-    const baseUrl = (typeof o['base_url'] === 'string' ? o['base_url'] : HUBSPOT_DEFAULT_BASE_URL).replace(/\/+$/, '');
-    const idProperty = typeof o['id_property'] === 'string' ? o['id_property'] : 'email';
-    return new HubSpot(baseUrl, token, idProperty, timeoutOf(o), this.capabilities);
+    const token = requireSecret('hubspot', o, 'token');
+    return new HubSpot(baseUrlOf(o, 'base_url', HUBSPOT_DEFAULT_BASE_URL), token, stringOption(o, 'id_property', 'email'), timeoutOf(o), this.capabilities);
   },
 };
 
@@ -265,26 +270,9 @@ class HubSpot implements Destination {
     }
   }
 
-  private async post(path: string, payload: unknown): Promise<{ status: number; body: unknown }> {
+  private post(path: string, payload: unknown) {
     const headers = { accept: 'application/json', authorization: `Bearer ${this.token}` };
-    const { response, text } = await postJson(`${this.baseUrl}${path}`, path, headers, JSON.stringify(payload), this.timeoutMs);
-    let body: unknown;
-    try {
-      body = text.trim() === '' ? undefined : JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    if (!response.ok) {
-      const b = (body ?? {}) as { message?: unknown; category?: unknown; errorType?: unknown; policyName?: unknown };
-      const what = [b.errorType ?? b.category, b.policyName].filter((x) => typeof x === 'string').join(' ');
-      const detail = typeof b.message === 'string' ? b.message : text.trim().slice(0, 300);
-      const message = `POST ${path} answered ${response.status}${what ? ` ${what}` : ''}${detail ? `: ${detail}` : ''}`;
-      throw DeliveryError.fromStatus(response.status, message, parseRetryAfter(response.headers.get('retry-after')));
-    }
-    if (response.status !== 204 && body === undefined && text.trim() !== '') {
-      throw new DeliveryError(`POST ${path} answered ${response.status} with a body that is not JSON`, 'server', response.status);
-    }
-    return { status: response.status, body };
+    return jsonCall({ method: 'POST', baseUrl: this.baseUrl, path, headers, payload, timeoutMs: this.timeoutMs }, hubspotFailures);
   }
 
   async close(): Promise<void> {}

@@ -1,7 +1,9 @@
 import type { Destination, DestinationCapabilities, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordMeta, RecordResult } from './destination.js';
-import { DeliveryError, parseRetryAfter } from './errors.js';
-import { resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
-import { chunks, jsonCall, type FailureReader, type JsonRequest } from './json-call.js';
+import { DeliveryError } from './errors.js';
+import {
+  baseUrlOf, chunks, jsonCall, numberOption, patternProblems, positiveIntegerProblems, requireSecret, secretProblems, stringOption, timeoutOf, timeoutProblems,
+  unknownOptionProblems, urlProblems, type FailureReader,
+} from './http-connector.js';
 
 /**
  * The Klaviyo connector (docs/connectors/klaviyo.md), JSON:API at a dated `revision`.
@@ -50,7 +52,6 @@ const klaviyoFailures: FailureReader = {
     const detail = typeof first.detail === 'string' && first.detail !== '' ? first.detail : first.title;
     return { code: typeof first.code === 'string' ? first.code : undefined, detail: typeof detail === 'string' ? detail : undefined };
   },
-  retryAfterMs: (headers) => parseRetryAfter(headers.get('retry-after')),
 };
 
 export const klaviyoDestination: DestinationType = {
@@ -65,16 +66,11 @@ export const klaviyoDestination: DestinationType = {
       ...urlProblems(options, 'base_url'),
       ...secretProblems(options, 'api_key', 'a Klaviyo private API key (scopes profiles:write, lists:write, data-privacy:write)', 'KLAVIYO_API_KEY'),
       ...timeoutProblems(options),
+      ...patternProblems(options, 'revision', REVISION, `a Klaviyo API revision such as ${KLAVIYO_DEFAULT_REVISION}`),
     ];
-    const revision = options['revision'];
-    if (revision !== undefined && (typeof revision !== 'string' || !REVISION.test(revision))) {
-      problems.push({ key: 'revision', message: `must be a Klaviyo API revision such as ${KLAVIYO_DEFAULT_REVISION}, got ${JSON.stringify(revision)}` });
-    }
     const listId = options['list_id'];
     if (listId !== undefined && (typeof listId !== 'string' || listId.trim() === '')) problems.push({ key: 'list_id', message: 'must be a Klaviyo list id (a string)' });
-    const poll = options['poll_interval_ms'];
-    if (poll !== undefined && !(typeof poll === 'number' && Number.isInteger(poll) && poll >= 1)) problems.push({ key: 'poll_interval_ms', message: 'must be a positive integer (milliseconds)' });
-    return problems;
+    return [...problems, ...positiveIntegerProblems(options, 'poll_interval_ms', 'milliseconds')];
   },
 
   async open(context: DestinationContext): Promise<Destination> {
@@ -84,14 +80,12 @@ export const klaviyoDestination: DestinationType = {
     }
     const listId = typeof o['list_id'] === 'string' ? o['list_id'] : undefined;
     if (context.object === 'list' && listId === undefined) throw new Error(`klaviyo destination \`${context.destination}\`: \`object: list\` needs options.list_id, the list to add profiles to`);
-    const apiKey = resolveSecret(o['api_key']);
-    if (apiKey === undefined) throw new DeliveryError('the klaviyo api_key is not set', 'auth');
     const api = new KlaviyoApi({
-      baseUrl: (typeof o['base_url'] === 'string' ? o['base_url'] : KLAVIYO_DEFAULT_BASE_URL).replace(/\/+$/, ''),
-      apiKey,
-      revision: typeof o['revision'] === 'string' ? o['revision'] : KLAVIYO_DEFAULT_REVISION,
+      apiKey: requireSecret('klaviyo', o, 'api_key'),
+      baseUrl: baseUrlOf(o, 'base_url', KLAVIYO_DEFAULT_BASE_URL),
+      revision: stringOption(o, 'revision', KLAVIYO_DEFAULT_REVISION),
       timeoutMs: timeoutOf(o),
-      pollMs: typeof o['poll_interval_ms'] === 'number' ? o['poll_interval_ms'] : DEFAULT_POLL_MS,
+      pollMs: numberOption(o, 'poll_interval_ms', DEFAULT_POLL_MS),
     });
     return new Klaviyo(api, context.object === 'list' ? listId : undefined, this.capabilities);
   },
@@ -124,7 +118,7 @@ interface ImportError {
 class KlaviyoApi {
   constructor(private readonly s: ApiSettings) {}
 
-  call(method: JsonRequest['method'], path: string, payload?: unknown) {
+  call(method: 'GET' | 'POST' | 'DELETE', path: string, payload?: unknown) {
     const headers = {
       accept: 'application/vnd.api+json',
       'content-type': 'application/vnd.api+json',

@@ -1,7 +1,7 @@
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordResult } from './destination.js';
 import { DeliveryError, parseRetryAfter } from './errors.js';
-import { requestJson, resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
-import { META_FIELDS, META_RULES, membershipResults, metaMissing, planMembership, type Member, type MetaField } from './platform-hash.js';
+import { baseUrlOf, jsonCall, patternProblems, requireSecret, secretProblems, stringOption, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems, type FailureReader } from './http-connector.js';
+import { META_FIELDS, META_RULES, metaMissing, sendMembership, type Member, type MetaField } from './platform-hash.js';
 
 /**
  * The Meta Custom Audiences connector (docs/connectors/meta.md): audience membership from a
@@ -50,20 +50,18 @@ export const metaAudienceDestination: DestinationType = {
       // YAML reads a 17-digit id as a float: it would silently name another audience.
       problems.push({ key: 'audience_id', message: `must be quoted ('${String(audience)}' is not exact): YAML reads a number this long with rounding` });
     } else if (!/^\d+$/.test(String(audience))) problems.push({ key: 'audience_id', message: `must be a custom audience id (digits), got ${JSON.stringify(audience)}` });
-    const version = options['api_version'];
-    if (version !== undefined && (typeof version !== 'string' || !/^v\d+\.\d+$/.test(version))) {
-      problems.push({ key: 'api_version', message: `must be a Graph API version such as ${META_DEFAULT_VERSION}, got ${JSON.stringify(version)}` });
-    }
-    return [...problems, ...timeoutProblems(options)];
+    return [
+      ...problems,
+      ...patternProblems(options, 'api_version', /^v\d+\.\d+$/, `a Graph API version such as ${META_DEFAULT_VERSION}`),
+      ...timeoutProblems(options),
+    ];
   },
 
   async open(context: DestinationContext): Promise<Destination> {
-    const token = resolveSecret(context.options['access_token']);
-    if (token === undefined) throw new DeliveryError('the meta_audience access_token is not set', 'auth');
     const o = context.options;
-    const baseUrl = (typeof o['base_url'] === 'string' ? o['base_url'] : META_DEFAULT_BASE_URL).replace(/\/+$/, '');
-    const version = typeof o['api_version'] === 'string' ? o['api_version'] : META_DEFAULT_VERSION;
-    return new MetaAudience(`/${version}/${String(o['audience_id'])}/users`, baseUrl, token, timeoutOf(o), this.capabilities);
+    const token = requireSecret('meta_audience', o, 'access_token');
+    const version = stringOption(o, 'api_version', META_DEFAULT_VERSION);
+    return new MetaAudience(`/${version}/${String(o['audience_id'])}/users`, baseUrlOf(o, 'base_url', META_DEFAULT_BASE_URL), token, timeoutOf(o), this.capabilities);
   },
 };
 
@@ -81,6 +79,36 @@ interface UsersResponse {
   num_invalid_entries?: number;
 }
 
+function metaError(body: unknown): MetaError | undefined {
+  return (body as { error?: MetaError } | undefined)?.error;
+}
+
+/**
+ * Meta's `{error: {message, type, code, error_subcode, fbtrace_id}}`, also in a 200. Rate limits
+ * wait `Retry-After`, else X-Business-Use-Case-Usage's estimate. An error no record can cause (a
+ * wrong audience) stops the destination rather than splitting the batch.
+ */
+const metaFailures: FailureReader = {
+  failedDespiteStatus: (body) => metaError(body) !== undefined,
+  explain(body) {
+    const error = metaError(body);
+    const code = error?.code !== undefined ? `code ${error.code}${error.error_subcode ? `/${error.error_subcode}` : ''}` : undefined;
+    return {
+      code: [error?.type, code].filter(Boolean).join(' '),
+      detail: [error?.message, error?.error_user_msg].filter(Boolean).join(' ') || undefined,
+      note: error?.fbtrace_id ? ` (fbtrace_id ${error.fbtrace_id})` : undefined,
+    };
+  },
+  retryAfterMs: (headers) => parseRetryAfter(headers.get('retry-after')) ?? regainAccessMs(headers.get('x-business-use-case-usage')),
+  classify({ status, body, message, retryAfterMs }) {
+    const code = metaError(body)?.code;
+    if (status === 429 || (code !== undefined && RATE_LIMIT_CODES.has(code))) return new DeliveryError(message, 'rate_limited', status, retryAfterMs);
+    if (status === 401 || status === 403 || (code !== undefined && (AUTH_CODES.has(code) || (code >= 200 && code <= 299)))) return new DeliveryError(message, 'auth', status);
+    if (status >= 500 || code === 1 || code === 2) return new DeliveryError(message, 'server', status);
+    return new Error(`${message}; this concerns the audience as a whole (check audience_id and the audience's state in Ads Manager)`);
+  },
+};
+
 class MetaAudience implements Destination {
   constructor(
     private readonly path: string,
@@ -90,13 +118,8 @@ class MetaAudience implements Destination {
     readonly capabilities: DestinationType['capabilities'],
   ) {}
 
-  async send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
-    const plan = planMembership(batch, META_RULES, metaMissing);
-    const failures = new Map<string, string>();
-    // Removes first: a change takes its old row out before the new one goes in.
-    if (plan.removals.length > 0) await this.users('DELETE', plan.removals, failures);
-    if (plan.additions.length > 0) await this.users('POST', plan.additions, failures);
-    return membershipResults(batch, plan, failures);
+  send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
+    return sendMembership(batch, META_RULES, metaMissing, (direction, members, failures) => this.users(direction === 'remove' ? 'DELETE' : 'POST', members, failures));
   }
 
   private async users(method: 'POST' | 'DELETE', members: Member<MetaField>[], failures: Map<string, string>): Promise<void> {
@@ -113,33 +136,10 @@ class MetaAudience implements Destination {
 
   private async call(method: 'POST' | 'DELETE', payload: unknown): Promise<UsersResponse> {
     // Meta's documented form: `payload` as a JSON form field; the token goes in the body, never the URL.
-    const form = new URLSearchParams({ payload: JSON.stringify(payload), access_token: this.token }).toString();
+    const body = new URLSearchParams({ payload: JSON.stringify(payload), access_token: this.token }).toString();
     const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
-    const { response, text } = await requestJson(method, `${this.baseUrl}${this.path}`, this.path, headers, form, this.timeoutMs);
-    let body: unknown;
-    try {
-      body = text.trim() === '' ? undefined : JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    const error = (body as { error?: MetaError } | undefined)?.error;
-    if (!response.ok || error !== undefined) throw this.failure(method, response, error, text);
-    if (body === undefined) throw new DeliveryError(`${method} ${this.path} answered ${response.status} with a body that is not JSON`, 'server', response.status);
-    return body as UsersResponse;
-  }
-
-  private failure(method: string, response: Response, error: MetaError | undefined, text: string): Error {
-    const status = response.status;
-    const code = error?.code;
-    const head = `${method} ${this.path} answered ${status}${error?.type ? ` ${error.type}` : ''}${code !== undefined ? ` code ${code}${error?.error_subcode ? `/${error.error_subcode}` : ''}` : ''}`;
-    const detail = [error?.message, error?.error_user_msg].filter(Boolean).join(' ') || text.trim().slice(0, 300);
-    const message = `${head}${detail ? `: ${detail}` : ''}${error?.fbtrace_id ? ` (fbtrace_id ${error.fbtrace_id})` : ''}`;
-    if (status === 429 || (code !== undefined && RATE_LIMIT_CODES.has(code))) {
-      return new DeliveryError(message, 'rate_limited', status, parseRetryAfter(response.headers.get('retry-after')) ?? regainAccessMs(response.headers.get('x-business-use-case-usage')));
-    }
-    if (status === 401 || status === 403 || (code !== undefined && (AUTH_CODES.has(code) || (code >= 200 && code <= 299)))) return new DeliveryError(message, 'auth', status);
-    if (status >= 500 || code === 1 || code === 2) return new DeliveryError(message, 'server', status);
-    return new Error(`${message}; this concerns the audience as a whole (check audience_id and the audience's state in Ads Manager)`);
+    const answer = await jsonCall({ method, baseUrl: this.baseUrl, path: this.path, headers, body, timeoutMs: this.timeoutMs, answer: 'required' }, metaFailures);
+    return answer.body as UsersResponse;
   }
 
   async close(): Promise<void> {}

@@ -260,3 +260,21 @@ export function membershipResults<F extends string>(batch: readonly OutboundReco
     return values === undefined ? { key: record.key, ok: true } : { key: record.key, ok: true, meta: identifiersMeta(values) };
   });
 }
+
+/**
+ * A membership batch as the audience connectors send it: planned, then the removals (a change
+ * takes its superseded identifiers out before the new ones go in), then the additions; `send`
+ * puts the records the platform refuses in `failures`.
+ */
+export async function sendMembership<F extends string>(
+  batch: readonly OutboundRecord[],
+  rules: Rules<F>,
+  missing: (values: IdentifierValues<F>) => string | undefined,
+  send: (direction: 'remove' | 'add', members: Member<F>[], failures: Map<string, string>) => Promise<void>,
+): Promise<RecordResult[]> {
+  const plan = planMembership(batch, rules, missing);
+  const failures = new Map<string, string>();
+  if (plan.removals.length > 0) await send('remove', plan.removals, failures);
+  if (plan.additions.length > 0) await send('add', plan.additions, failures);
+  return membershipResults(batch, plan, failures);
+}

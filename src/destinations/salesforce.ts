@@ -1,6 +1,9 @@
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordMeta, RecordResult } from './destination.js';
-import { DeliveryError, parseRetryAfter } from './errors.js';
-import { requestJson, resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
+import { DeliveryError } from './errors.js';
+import {
+  baseUrlOf, chunks, jsonCall, numberOption, patternProblems, positiveIntegerProblems, requireSecret, secretProblems, stringOption, timeoutOf, timeoutProblems,
+  unknownOptionProblems, urlProblems, type FailureReader, type JsonAnswer,
+} from './http-connector.js';
 import { bulkUpsert, type BulkApi } from './salesforce-bulk.js';
 
 /**
@@ -51,35 +54,25 @@ export const salesforceDestination: DestinationType = {
       ...unknownOptionProblems('salesforce', options, OPTIONS),
       ...urlProblems(options, 'instance_url', "the org's My Domain URL, e.g. https://acme.my.salesforce.com"),
       ...secretProblems(options, 'access_token', 'an OAuth access token', 'SALESFORCE_ACCESS_TOKEN'),
+      ...patternProblems(options, 'api_version', API_VERSION, `a REST API version such as ${SALESFORCE_DEFAULT_API_VERSION}`),
     ];
-    const version = options['api_version'];
-    if (version !== undefined && (typeof version !== 'string' || !API_VERSION.test(version))) {
-      problems.push({ key: 'api_version', message: `must be a REST API version such as ${SALESFORCE_DEFAULT_API_VERSION}, got ${JSON.stringify(version)}` });
-    }
-    const field = options['external_id_field'];
-    if (field === undefined) problems.push({ key: 'external_id_field', message: 'is required: the field records are upserted and looked up by (an External ID field such as cdp_id__c, or an idLookup field such as Email)' });
-    else if (typeof field !== 'string' || !API_NAME.test(field)) problems.push({ key: 'external_id_field', message: `must be a field API name such as cdp_id__c, got ${JSON.stringify(field)}` });
-    for (const key of ['bulk_threshold', 'bulk_poll_interval_ms', 'bulk_timeout_ms']) {
-      const value = options[key];
-      if (value !== undefined && !(typeof value === 'number' && Number.isInteger(value) && value >= 1)) problems.push({ key, message: 'must be a positive integer' });
-    }
+    if (options['external_id_field'] === undefined) problems.push({ key: 'external_id_field', message: 'is required: the field records are upserted and looked up by (an External ID field such as cdp_id__c, or an idLookup field such as Email)' });
+    else problems.push(...patternProblems(options, 'external_id_field', API_NAME, 'a field API name such as cdp_id__c'));
+    for (const key of ['bulk_threshold', 'bulk_poll_interval_ms', 'bulk_timeout_ms']) problems.push(...positiveIntegerProblems(options, key));
     return [...problems, ...timeoutProblems(options)];
   },
 
   async open(context: DestinationContext): Promise<Destination> {
-    const token = resolveSecret(context.options['access_token']);
-    if (token === undefined) throw new DeliveryError('the salesforce access_token is not set', 'auth');
     const o = context.options;
-    const number = (key: string, fallback: number) => (typeof o[key] === 'number' ? o[key] : fallback);
-    const instanceUrl = String(o['instance_url']).replace(/\/+$/, '');
-    const version = typeof o['api_version'] === 'string' ? o['api_version'] : SALESFORCE_DEFAULT_API_VERSION;
-    return new Salesforce(new SalesforceApi(instanceUrl, version, token, timeoutOf(o)), {
+    const token = requireSecret('salesforce', o, 'access_token');
+    const version = stringOption(o, 'api_version', SALESFORCE_DEFAULT_API_VERSION);
+    return new Salesforce(new SalesforceApi(baseUrlOf(o, 'instance_url'), version, token, timeoutOf(o)), {
       object: context.object,
       externalIdField: String(o['external_id_field']),
       updateOnly: context.mode === 'update',
-      bulkThreshold: number('bulk_threshold', SALESFORCE_DEFAULT_BULK_THRESHOLD),
-      pollIntervalMs: number('bulk_poll_interval_ms', DEFAULT_BULK_POLL_MS),
-      bulkTimeoutMs: number('bulk_timeout_ms', DEFAULT_BULK_TIMEOUT_MS),
+      bulkThreshold: numberOption(o, 'bulk_threshold', SALESFORCE_DEFAULT_BULK_THRESHOLD),
+      pollIntervalMs: numberOption(o, 'bulk_poll_interval_ms', DEFAULT_BULK_POLL_MS),
+      bulkTimeoutMs: numberOption(o, 'bulk_timeout_ms', DEFAULT_BULK_TIMEOUT_MS),
     }, this.capabilities);
   },
 };
@@ -120,12 +113,6 @@ type ByIdKind = Exclude<Route, 'upsert'>;
 /** A record's Salesforce Id, or why there is none (`absent`: Salesforce has no such record). */
 type Resolution = { id: string } | { problem: string; absent: boolean };
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 function scalarText(value: unknown): string | undefined {
   if (value === null || value === undefined) return undefined;
   const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
@@ -151,7 +138,28 @@ function soqlLiteral(value: unknown): string {
   return `'${String(value).replace(/[\\'"\n\r\t]/g, (c) => escapes[c]!)}'`;
 }
 
-/** The REST calls, with Salesforce's error bodies (`[{errorCode, message}]`) classified for the engine. */
+type ErrorEntry = { errorCode?: unknown; message?: unknown };
+
+/** Salesforce's error body, `[{errorCode, message}]` (or one such object). */
+function errorEntries(body: unknown): ErrorEntry[] {
+  return (Array.isArray(body) ? body : [body]).filter((e): e is ErrorEntry => typeof e === 'object' && e !== null);
+}
+
+const salesforceFailures: FailureReader = {
+  explain(body) {
+    const first = errorEntries(body)[0];
+    return { code: typeof first?.errorCode === 'string' ? first.errorCode : undefined, detail: typeof first?.message === 'string' ? first.message : undefined };
+  },
+  classify({ status, body, message, retryAfterMs }) {
+    // Salesforce answers an exhausted API allocation with a 403: a limit to wait out, not bad credentials.
+    if (errorEntries(body).some((e) => e.errorCode === 'REQUEST_LIMIT_EXCEEDED')) return new DeliveryError(message, 'rate_limited', status, retryAfterMs);
+    // The object, external id field or API version does not exist: every batch would fail alike, so stop.
+    if (status === 404) return new Error(`${message} (check \`object\`, \`options.external_id_field\` and \`options.api_version\`)`);
+    return DeliveryError.fromStatus(status, message, retryAfterMs);
+  },
+};
+
+/** The REST calls, with Salesforce's error bodies classified for the engine. */
 class SalesforceApi implements BulkApi {
   private readonly base: string;
 
@@ -165,45 +173,32 @@ class SalesforceApi implements BulkApi {
   }
 
   /** `path` is below /services/data/vXX.X, or absolute from the instance (a query's `nextRecordsUrl`). */
-  async call(method: string, path: string, body?: { json: unknown } | { csv: string }): Promise<string> {
-    const label = path.split('?')[0]!;
+  private request(method: string, path: string, body?: { json: unknown } | { csv: string }): Promise<JsonAnswer> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (body !== undefined && 'csv' in body) headers['content-type'] = 'text/csv';
-    const payload = body === undefined ? undefined : 'csv' in body ? body.csv : JSON.stringify(body.json);
-    const url = path.startsWith('/services/') ? `${this.instanceUrl}${path}` : `${this.base}${path}`;
-    const { response, text } = await requestJson(method, url, label, headers, payload, this.timeoutMs);
-    if (!response.ok) throw failure(method, label, response, text);
-    return text;
+    return jsonCall({
+      method,
+      baseUrl: path.startsWith('/services/') ? this.instanceUrl : this.base,
+      path,
+      label: path.split('?')[0]!,
+      headers,
+      payload: body !== undefined && 'json' in body ? body.json : undefined,
+      body: body !== undefined && 'csv' in body ? body.csv : undefined,
+      timeoutMs: this.timeoutMs,
+      answer: 'text',
+    }, salesforceFailures);
+  }
+
+  /** The answer's text (a bulk job's result CSVs are not JSON). */
+  async call(method: string, path: string, body?: { json: unknown } | { csv: string }): Promise<string> {
+    return (await this.request(method, path, body)).text;
   }
 
   async json<T>(method: string, path: string, body?: { json: unknown }): Promise<T> {
-    const text = await this.call(method, path, body);
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new DeliveryError(`${method} ${path.split('?')[0]} answered with a body that is not JSON`, 'server');
-    }
+    const answer = await this.request(method, path, body);
+    if (answer.body === undefined) throw new DeliveryError(`${method} ${path.split('?')[0]} answered with a body that is not JSON`, 'server');
+    return answer.body as T;
   }
-}
-
-function failure(method: string, label: string, response: Response, text: string): Error {
-  let errors: { errorCode?: unknown; message?: unknown }[] = [];
-  try {
-    const body = JSON.parse(text) as unknown;
-    errors = (Array.isArray(body) ? body : [body]).filter((e): e is { errorCode?: unknown; message?: unknown } => typeof e === 'object' && e !== null);
-  } catch {
-    // Not JSON (a proxy's HTML page, say): the text itself is the detail.
-  }
-  const first = errors[0];
-  const code = typeof first?.errorCode === 'string' ? first.errorCode : undefined;
-  const detail = typeof first?.message === 'string' ? first.message : text.trim().slice(0, 300);
-  const message = `${method} ${label} answered ${response.status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`;
-  const retryAfter = parseRetryAfter(response.headers.get('retry-after'));
-  // Salesforce answers an exhausted API allocation with a 403: a limit to wait out, not bad credentials.
-  if (errors.some((e) => e.errorCode === 'REQUEST_LIMIT_EXCEEDED')) return new DeliveryError(message, 'rate_limited', response.status, retryAfter);
-  // The object, external id field or API version does not exist: every batch would fail alike, so stop.
-  if (response.status === 404) return new Error(`${message} (check \`object\`, \`options.external_id_field\` and \`options.api_version\`)`);
-  return DeliveryError.fromStatus(response.status, message, retryAfter);
 }
 
 class Salesforce implements Destination {
