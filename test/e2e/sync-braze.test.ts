@@ -222,10 +222,11 @@ describe('the braze_events connector (custom events, insert only)', () => {
       'destinations/braze_bookings.yml': EVENTS_CONTRACT(braze.url),
     }));
     expectCode(await p.cdp(['build']), 0);
-    // A 5xx is retried: the resend carries the same idempotency keys, so a consumer can drop a duplicate.
-    braze.failNext(1, 500);
+    // A 429 is retried (Braze did not process that call; a 5xx is not retried here, since the events may have
+    // been recorded: the engine holds them in doubt). The resend carries the same idempotency keys.
+    braze.rateLimitNext(1, '0');
     expect(await sync(p, 0)).toMatchObject({ status: 'success', succeeded: { add: 3 } });
-    expect(braze.requests.map((r) => r.status)).toEqual([500, 201]);
+    expect(braze.requests.map((r) => r.status)).toEqual([429, 201]);
     expect(braze.requests[1]!.body).toEqual(braze.requests[0]!.body);
     const rows = await p.query(`SELECT primary_key, payload_hash FROM cdp_sync.snapshots WHERE destination = 'braze_bookings' ORDER BY primary_key`);
     const keyOf = (k: string) => createHash('sha256').update(`braze_bookings|${k}|${String(rows.find((r) => r['primary_key'] === k)!['payload_hash'])}`).digest('hex');
