@@ -3,10 +3,10 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_AS_OF, DEFAULT_DAYS, DEFAULT_JUNK_RATE, generate, SOURCE_NAMES, type OutputFormat } from './index.js';
+import { DEFAULT_AS_OF, DEFAULT_DAYS, DEFAULT_JUNK_RATE, generate, generateEcommerce, SCENARIOS, type OutputFormat } from './index.js';
 
 /**
- * `npm run generate -- --persons N --seed S --out DIR [--format csv|parquet]`
+ * `npm run generate -- --persons N --seed S --out DIR [--format csv|parquet] [--scenario studio|ecommerce]`
  * (docs/generator.md). Prints one line per file (rows, bytes) and the elapsed time.
  */
 
@@ -31,7 +31,8 @@ export function buildGenerateProgram(): Command {
     .option('--format <format>', 'csv or parquet', 'csv')
     .option('--as-of <date>', 'end of the time window (UTC date)', DEFAULT_AS_OF)
     .option('--days <n>', 'length of the time window in days', positiveInt, DEFAULT_DAYS)
-    .option('--junk-rate <p>', 'share of rows with a junk identifier', rate, DEFAULT_JUNK_RATE)
+    .option('--junk-rate <p>', 'share of rows with a junk identifier (studio scenario)', rate, DEFAULT_JUNK_RATE)
+    .option('--scenario <name>', `what to generate: ${SCENARIOS.join(' or ')}`, 'studio')
     .option('--quiet', 'print nothing but errors')
     .showHelpAfterError('(run with --help for usage)');
 }
@@ -39,11 +40,12 @@ export function buildGenerateProgram(): Command {
 export async function runGenerate(argv: string[]): Promise<void> {
   const program = buildGenerateProgram();
   program.parse(argv);
-  const opts = program.opts<{ persons: number; seed: string; out: string; format: string; asOf: string; days: number; junkRate: number; quiet?: boolean }>();
+  const opts = program.opts<{ persons: number; seed: string; out: string; format: string; asOf: string; days: number; junkRate: number; scenario: string; quiet?: boolean }>();
   if (opts.format !== 'csv' && opts.format !== 'parquet') program.error(`error: --format must be csv or parquet, got ${opts.format}`);
+  if (!(SCENARIOS as readonly string[]).includes(opts.scenario)) program.error(`error: --scenario must be ${SCENARIOS.join(' or ')}, got ${opts.scenario}`);
   const log = opts.quiet ? () => {} : (line: string) => process.stderr.write(line + '\n');
   const started = performance.now();
-  const result = await generate({
+  const result = await (opts.scenario === 'ecommerce' ? generateEcommerce : generate)({
     persons: opts.persons,
     seed: opts.seed,
     out: opts.out,
@@ -56,8 +58,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   if (opts.quiet) return;
   let bytes = 0;
-  for (const name of SOURCE_NAMES) {
-    const file = result.files[name];
+  for (const file of Object.values(result.files)) {
     const size = statSync(file.path).size;
     bytes += size;
     process.stdout.write(`${path.relative(process.cwd(), file.path).padEnd(40)} ${String(file.rows).padStart(12)} rows ${(size / 1e6).toFixed(1).padStart(9)} MB\n`);

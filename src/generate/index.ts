@@ -4,6 +4,7 @@ import { MAX_PERSONS, PersonFactory, type Person } from './people.js';
 import { seedFromString } from './prng.js';
 import { DEFAULT_JUNK_RATE, header, SCHEMAS, SOURCE_NAMES, SourceEmitter, type SourceName, type Sinks } from './sources.js';
 import { csvToParquet, CsvFileWriter } from './writer.js';
+import { writeEcommerce, type EcommerceResult } from './ecommerce.js';
 
 /**
  * Seeded, deterministic ground-truth data for the identity layer: the sources of a fitness
@@ -15,6 +16,14 @@ export { RATES, CHAIN_HOPS, MAX_PERSONS, PersonFactory, personId, type Person, t
 export { SCHEMAS, SOURCE_NAMES, IDENTIFIER_COLUMNS, VARIANT_RATES, DEFAULT_JUNK_RATE, CLASS_IDS, EVENT_NAMES, CONSENT_SCOPES, header, type SourceName } from './sources.js';
 export { IDENTIFIER_TYPES, JUNK_VALUES, isJunk, normalizeEmail, normalizePhone, normalizeId, normalizeIdentifier, type IdentifierType } from './normalize.js';
 export { seedFromString } from './prng.js';
+export {
+  ECOMMERCE_SOURCE_NAMES, ECOMMERCE_SCHEMAS, ECOMMERCE_IDENTIFIER_TYPES, ECOMMERCE_EVENT_NAMES, ECOMMERCE_CONSENT_SCOPES, ECOMMERCE_RATES, CART_AGE_BANDS, PRODUCTS,
+  type EcommerceSourceName, type EcommerceResult,
+} from './ecommerce.js';
+
+/** `studio` (the default: the repo-root fitness studio) or `ecommerce` (an online shop, src/generate/ecommerce.ts). */
+export const SCENARIOS = ['studio', 'ecommerce'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
 
 export type OutputFormat = 'csv' | 'parquet';
 
@@ -130,4 +139,12 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
     files,
     sourceRows: SOURCE_NAMES.filter((n) => n !== 'truth').reduce((sum, n) => sum + files[n].rows, 0),
   };
+}
+
+/** The `ecommerce` scenario (docs/generator.md): same options and determinism; `junkRate` does not apply. */
+export async function generateEcommerce(options: GenerateOptions): Promise<EcommerceResult> {
+  const config = resolveConfig(options);
+  const format = options.format ?? 'csv';
+  if (format !== 'csv' && format !== 'parquet') throw new RangeError(`format must be csv or parquet, got ${String(format)}`);
+  return writeEcommerce(config, options.out, format, options.onProgress, options.progressEvery);
 }
