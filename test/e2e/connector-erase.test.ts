@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { Destination, DestinationType, OutboundRecord, RecordMeta } from '../../src/destinations/destination.js';
 import { DeliveryError } from '../../src/destinations/errors.js';
@@ -11,6 +10,7 @@ import { hubspotDestination } from '../../src/destinations/hubspot.js';
 import { webhookDestination } from '../../src/destinations/webhook.js';
 import { FakeHubSpot } from '../fakes/hubspot-server.js';
 import { FakeWebhook } from '../fakes/webhook-server.js';
+import { connectorPool, outbound, payloadHash as hashOf, useEnv } from '../helpers/connector-project.js';
 import { duckdbProject, expectCode, projectPool } from '../helpers/project.js';
 
 /**
@@ -22,46 +22,29 @@ const TOKEN = 'pat-na1-erase-test-token-4f2a';
 const SECRET = 'whsec_erase_test_9c1d';
 const FIXTURES = path.join(import.meta.dirname, '../fixtures/destinations');
 const track = projectPool();
+const openConnector = connectorPool();
 
 let hub: FakeHubSpot | undefined;
 let hook: FakeWebhook | undefined;
-let connectors: Destination[] = [];
 const dirs: string[] = [];
 
-beforeAll(() => {
-  process.env['CDP_HUBSPOT_TOKEN'] = TOKEN;
-  process.env['CDP_WEBHOOK_SECRET'] = SECRET;
-});
+useEnv({ CDP_HUBSPOT_TOKEN: TOKEN, CDP_WEBHOOK_SECRET: SECRET });
 afterAll(() => {
-  delete process.env['CDP_HUBSPOT_TOKEN'];
-  delete process.env['CDP_WEBHOOK_SECRET'];
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
-  for (const c of connectors.splice(0)) await c.close();
   await hub?.stop();
   await hook?.stop();
   hub = hook = undefined;
 });
 
-/** As the engine hashes a payload: sha256 of its JSON with sorted keys. */
-function hashOf(payload: Record<string, unknown>): string {
-  return createHash('sha256').update(JSON.stringify(Object.fromEntries(Object.keys(payload).sort().map((k) => [k, payload[k]])))).digest('hex');
-}
-
-function record(op: OutboundRecord['op'], key: string, payload: Record<string, unknown>, extra: Partial<OutboundRecord> = {}): OutboundRecord {
-  const removal = op === 'remove' ? { removal: 'erase' as const } : {};
-  return { op, key, idempotencyKey: `idem-${op}-${key}`, payloadHash: hashOf(payload), payload, ...removal, ...extra };
-}
+/** A record as the engine builds it; a remove here is an erasure unless `extra` says otherwise. */
+const record = (op: OutboundRecord['op'], key: string, payload: Record<string, unknown>, extra: Partial<OutboundRecord> = {}) =>
+  outbound(op, key, payload, { ...(op === 'remove' ? { removal: 'erase' as const } : {}), ...extra });
 
 const erase = (key: string, payload: Record<string, unknown>, meta?: RecordMeta) => record('remove', key, payload, meta ? { meta } : {});
 
-async function open(type: DestinationType, options: Record<string, unknown>, projectRoot = os.tmpdir()): Promise<Destination> {
-  expect(type.validateOptions(options)).toEqual([]);
-  const connector = await type.open({ destination: 'crm', object: 'contacts', runId: 'run-1', projectRoot, mode: 'mirror', options });
-  connectors.push(connector);
-  return connector;
-}
+const open = (type: DestinationType, options: Record<string, unknown>, projectRoot = os.tmpdir()) => openConnector(type, options, { mode: 'mirror', projectRoot });
 
 const contact = (email: string, firstname: string, score: number) => ({ email, firstname, score });
 

@@ -1,72 +1,23 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { brazeDestination, brazeEventsDestination } from '../../src/destinations/braze.js';
-import type { OutboundRecord } from '../../src/destinations/destination.js';
-import { TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
 import { FakeBraze } from '../fakes/braze-server.js';
+import { connectorPool, connectorSuite, keys, outbound, people } from '../helpers/connector-project.js';
+import { duckdbProject, expectCode } from '../helpers/project.js';
 
 /** The braze and braze_events connectors against a local fake Braze REST API. */
-const track = projectPool();
 const KEY = 'braze-rest-3f9c2a71-test-key-77d1';
-const FIXTURE = readFileSync(path.join(import.meta.dirname, '../fixtures/destinations/braze.yml'), 'utf8');
 
 let braze: FakeBraze;
-beforeAll(() => {
-  process.env['CDP_BRAZE_API_KEY'] = KEY;
+const suite = connectorSuite({
+  env: { CDP_BRAZE_API_KEY: KEY },
+  fixture: 'braze.yml',
+  destination: 'crm_braze',
+  start: async () => (braze = await new FakeBraze(KEY).start()),
+  rewrite: (fake) => [['https://rest.iad-01.braze.com', fake.url]],
 });
-afterAll(() => {
-  delete process.env['CDP_BRAZE_API_KEY'];
-});
-afterEach(async () => {
-  await braze?.stop();
-});
-
-function people(n: number): string {
-  const rows = ['id,profile_id,email,name,score'];
-  for (let i = 1; i <= n; i++) rows.push(`${i},p${i},User${i}@Example.com,User ${i},${i * 10}`);
-  return rows.join('\n') + '\n';
-}
-
-function edit(text: string, edits: [string, string][]): string {
-  for (const [from, to] of edits) {
-    if (!text.includes(from)) throw new Error(`contract has no ${from}`);
-    text = text.replace(from, to);
-  }
-  return text;
-}
-
-async function setup(rows: number, edits: [string, string][] = [], buildCode = 0): Promise<TempProject> {
-  braze = await new FakeBraze(KEY).start();
-  const p = track(duckdbProject({
-    'seeds/people.csv': people(rows),
-    'models/contacts.sql': 'select id, profile_id, email, name, score from {{ ref "people" }}\n',
-    'destinations/crm_braze.yml': edit(FIXTURE, edits).replace('https://rest.iad-01.braze.com', braze.url),
-  }));
-  expectCode(await p.cdp(['build']), buildCode);
-  return p;
-}
-
-async function sync(p: TempProject, code: number): Promise<Record<string, any>> {
-  const run = expectCode(await p.cdp(['sync', '--json']), code);
-  expect(output(run)).not.toContain(KEY);
-  return JSON.parse(run.stdout).destinations[0] as Record<string, any>;
-}
-
-async function snapshotKeys(p: TempProject, destination = 'crm_braze'): Promise<string[]> {
-  const rows = await p.query(`SELECT primary_key FROM cdp_sync.snapshots WHERE destination = '${destination}' ORDER BY primary_key`);
-  return rows.map((r) => String(r['primary_key']));
-}
-
-const keys = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1)).sort();
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((f) => {
-    const full = path.join(dir, f);
-    return statSync(full).isDirectory() ? filesUnder(full) : [full];
-  });
-}
+const { setup, rebuild, sync, snapshotKeys } = suite;
+const openConnector = connectorPool();
 
 describe('the braze connector (user attributes)', () => {
   it('tracks attributes by external_id with a Bearer key, deletes users that left the model, and never leaks the key', async () => {
@@ -84,8 +35,7 @@ describe('the braze connector (user attributes)', () => {
     ] });
 
     // Row 2 leaves the model (mirror): /users/delete by external_id; row 3 changes.
-    p.write({ 'seeds/people.csv': people(3).replace('2,p2,User2@Example.com,User 2,20\n', '').replace('User 3,30', 'User 3,31') });
-    expectCode(await p.cdp(['build']), 0);
+    await rebuild(p, people(3).replace('2,p2,User2@Example.com,User 2,20\n', '').replace('User 3,30', 'User 3,31'));
     const next = await sync(p, 0);
     expect(next).toMatchObject({ status: 'success', succeeded: { add: 0, change: 1, remove: 1 } });
     expect(braze.requests.slice(1).map((r) => [r.path, r.status, r.body])).toEqual([
@@ -97,14 +47,13 @@ describe('the braze connector (user attributes)', () => {
     // Nothing changed: nothing sent.
     await sync(p, 0);
     expect(braze.requests).toHaveLength(3);
-    for (const file of filesUnder(p.path('target'))) expect(readFileSync(file).includes(KEY), file).toBe(false);
+    suite.expectNoSecretStored(p);
   });
 
   it('with on_remove: clear, sets every mapped attribute but external_id to null', async () => {
     const p = await setup(2, [['mode: mirror', 'mode: upsert\non_remove: clear']]);
     await sync(p, 0);
-    p.write({ 'seeds/people.csv': people(1) });
-    expectCode(await p.cdp(['build']), 0);
+    await rebuild(p, 1);
     expect(await sync(p, 0)).toMatchObject({ succeeded: { remove: 1 } });
     expect(braze.requests.at(-1)!.body).toEqual({ attributes: [{ external_id: 'p2', email: null, first_name: null, score: null }] });
     expect(braze.users.get('p2')).toEqual({});
@@ -169,21 +118,13 @@ describe('the braze connector (user attributes)', () => {
 });
 
 describe('bad braze contracts (exit 2, file and key, nothing sent)', () => {
-  it.each([
+  suite.itRejects([
     ['a batch size above 75', [['batch_size: 75', 'batch_size: 100']], /crm_braze\.yml:\d+ \(key `batch_size`\): `batch_size` 100 is above the `braze` destination's cap of 75/],
     ['a literal key', [[`'{{ env "CDP_BRAZE_API_KEY" }}'`, KEY]], /\(key `options\.api_key`\): `options\.api_key` must be an env reference/],
     ['an unset key variable', [['CDP_BRAZE_API_KEY', 'CDP_NO_SUCH_BRAZE_KEY']], /\(key `options\.api_key`\): `options\.api_key` names environment variable CDP_NO_SUCH_BRAZE_KEY, which is not set/],
     ['no base_url', [['  base_url: https://rest.iad-01.braze.com\n', '']], /\(key `options\.base_url`\): `options\.base_url` is required: the REST endpoint of your Braze instance/],
     ['mode update (not supported)', [['mode: mirror', 'mode: update']], /\(key `mode`\): The `braze` destination does not support mode `update`/],
-  ] as [string, [string, string][], RegExp][])('rejects %s', async (_name, edits, message) => {
-    const p = await setup(2, edits, 2);
-    for (const command of ['plan', 'sync']) {
-      const run = expectCode(await p.cdp([command]), 2);
-      expect(output(run)).toMatch(message);
-      expect(output(run)).not.toContain(KEY);
-    }
-    expect(braze.requests).toEqual([]);
-  });
+  ]);
 });
 
 function eventRows(n: number): string {
@@ -215,8 +156,8 @@ describe('the braze_events connector (custom events, insert only)', () => {
   it('sends each row once as an event with an ISO time and its idempotency key, and declares it cannot deduplicate', async () => {
     expect(brazeEventsDestination.capabilities).toMatchObject({ modes: ['insert'], maxBatchSize: 75, deduplicates: false });
     expect(brazeDestination.capabilities.deduplicates).not.toBe(false);
-    braze = await new FakeBraze(KEY).start();
-    const p = track(duckdbProject({
+    await suite.start();
+    const p = suite.track(duckdbProject({
       'seeds/raw_bookings.csv': eventRows(3),
       'models/bookings.sql': 'select event_id, profile_id, event, cast(occurred_at as timestamp) as occurred_at, amount from {{ ref "raw_bookings" }}\n',
       'destinations/braze_bookings.yml': EVENTS_CONTRACT(braze.url),
@@ -244,22 +185,18 @@ describe('the braze_events connector (custom events, insert only)', () => {
 });
 
 describe('erase (privacy deletion), sent straight to the connector', () => {
-  function erase(n: number): OutboundRecord[] {
-    return Array.from({ length: n }, (_, i) => ({
-      op: 'remove', key: String(i + 1), idempotencyKey: `k${i}`, payloadHash: `h${i}`, removal: 'erase', payload: { external_id: `p${i + 1}`, email: `u${i + 1}@example.com` },
-    }));
-  }
+  const erase = (n: number) => Array.from({ length: n }, (_, i) => outbound('remove', String(i + 1), { external_id: `p${i + 1}`, email: `u${i + 1}@example.com` }, { removal: 'erase' }));
 
   it('deletes users by external_id with /users/delete, 50 ids per call, for both types', async () => {
-    braze = await new FakeBraze(KEY).start();
-    const context = { destination: 'crm_braze', object: 'users', runId: 'r1', projectRoot: '.', mode: 'upsert' as const, options: { base_url: braze.url, api_key: '{{ env "CDP_BRAZE_API_KEY" }}' } };
-    const users = await brazeDestination.open(context);
+    await suite.start();
+    const options = { base_url: braze.url, api_key: '{{ env "CDP_BRAZE_API_KEY" }}' };
+    const users = await openConnector(brazeDestination, options, { destination: 'crm_braze', object: 'users' });
     const results = await users.send(erase(75));
     expect(results.every((r) => r.ok)).toBe(true);
     expect(braze.requests.map((r) => [r.path, r.body.external_ids.length])).toEqual([['/users/delete', 50], ['/users/delete', 25]]);
     expect(braze.deleted).toEqual(Array.from({ length: 75 }, (_, i) => `p${i + 1}`));
 
-    const events = await brazeEventsDestination.open({ ...context, object: 'events' });
+    const events = await openConnector(brazeEventsDestination, options, { destination: 'crm_braze', object: 'events' });
     expect(await events.send(erase(1))).toEqual([{ key: '1', ok: true }]);
     expect(braze.requests.at(-1)).toMatchObject({ path: '/users/delete', body: { external_ids: ['p1'] } });
   });

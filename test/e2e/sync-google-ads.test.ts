@@ -1,39 +1,17 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Destination, OutboundRecord } from '../../src/destinations/destination.js';
+import { describe, expect, it } from 'vitest';
 import { googleAdsDestination } from '../../src/destinations/google-ads.js';
 import { identifiersMeta } from '../../src/destinations/platform-hash.js';
 import { FakeGoogleAds, type FakeJob } from '../fakes/google-ads-server.js';
-import { TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
+import { connectorPool, connectorSuite, keys, outbound as record, seedRows, withEnv } from '../helpers/connector-project.js';
 
 /** The google_ads connector (Customer Match through OfflineUserDataJobs) against a local fake: the job flow, no mixed jobs, partial failures, caps, 429, auth, erase. */
-const track = projectPool();
 const ACCESS = 'ya29.a0-test-google-access-token-5d1e';
 const DEVELOPER = 'dev-token-test-0f9a8b7c6d5e';
 const CUSTOMER = '1234567890';
 const LIST = '4455667788';
 const V = '/v26';
 const JOBS = `${V}/customers/${CUSTOMER}/offlineUserDataJobs`;
-const FIXTURE = readFileSync(path.join(import.meta.dirname, '../fixtures/destinations/google_ads.yml'), 'utf8');
-
-let google: FakeGoogleAds;
-let connector: Destination | undefined;
-beforeAll(() => {
-  process.env['CDP_GOOGLE_ADS_ACCESS_TOKEN'] = ACCESS;
-  process.env['CDP_GOOGLE_ADS_DEVELOPER_TOKEN'] = DEVELOPER;
-});
-afterAll(() => {
-  delete process.env['CDP_GOOGLE_ADS_ACCESS_TOKEN'];
-  delete process.env['CDP_GOOGLE_ADS_DEVELOPER_TOKEN'];
-});
-afterEach(async () => {
-  await connector?.close();
-  connector = undefined;
-  await google?.stop();
-});
 
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 const phoneOf = (i: number) => `+1 650 ${String(i).padStart(7, '0')}`;
@@ -43,55 +21,24 @@ const address = () => ({ hashedFirstName: sha('jane'), hashedLastName: sha('doe'
 const userData = (i: number, phone = phoneOf(i)) => ({ userIdentifiers: [{ hashedEmail: sha(`user${i}@example.com`) }, { hashedPhoneNumber: sha(e164(phone)) }, { addressInfo: address() }] });
 
 /** `edit` replaces customer i's line (null: leaves it out). */
-function customers(n: number, edit: (i: number) => string | null | undefined = () => undefined): string {
-  const rows = ['id,profile_id,email,phone,first_name,last_name,country,zip'];
-  for (let i = 1; i <= n; i++) {
-    const line = edit(i);
-    if (line !== null) rows.push(line ?? `${i},p${i},User${i}@Example.com,${phoneOf(i)},Jane,Doe,us,94025`);
-  }
-  return rows.join('\n') + '\n';
-}
+const customers = (n: number, edit?: (i: number) => string | null | undefined) =>
+  seedRows('id,profile_id,email,phone,first_name,last_name,country,zip', n, (i) => `${i},p${i},User${i}@Example.com,${phoneOf(i)},Jane,Doe,us,94025`, edit);
 
-function contract(edits: [string, string][] = []): string {
-  let text = FIXTURE.replace('https://googleads.googleapis.com', google.url).replace('poll_interval_ms: 15000', 'poll_interval_ms: 5');
-  for (const [from, to] of edits) {
-    if (!text.includes(from)) throw new Error(`fixture has no ${from}`);
-    text = text.replace(from, to);
-  }
-  return text;
-}
-
-async function setup(seed: string, edits: [string, string][] = [], buildCode = 0): Promise<TempProject> {
-  google = await new FakeGoogleAds(ACCESS, CUSTOMER, LIST).start();
-  const p = track(duckdbProject({
-    'seeds/customer_list.csv': seed,
-    'models/customers.sql': 'select id, profile_id, email, phone, first_name, last_name, country, cast(zip as varchar) as zip from {{ ref "customer_list" }}\n',
-    'destinations/google_customers.yml': contract(edits),
-  }));
-  expectCode(await p.cdp(['build']), buildCode);
-  return p;
-}
-
-async function rebuild(p: TempProject, seed: string): Promise<void> {
-  p.write({ 'seeds/customer_list.csv': seed });
-  expectCode(await p.cdp(['build']), 0);
-}
-
-async function sync(p: TempProject, code: number): Promise<Record<string, any>> {
-  const run = expectCode(await p.cdp(['sync', '--json']), code);
-  expect(output(run)).not.toContain(ACCESS);
-  expect(output(run)).not.toContain(DEVELOPER);
-  return JSON.parse(run.stdout).destinations[0] as Record<string, any>;
-}
-
-async function snapshotKeys(p: TempProject): Promise<string[]> {
-  const rows = await p.query(`SELECT primary_key FROM cdp_sync.snapshots WHERE destination = 'google_customers' ORDER BY primary_key`);
-  return rows.map((r) => String(r['primary_key']));
-}
+let google: FakeGoogleAds;
+const suite = connectorSuite({
+  env: { CDP_GOOGLE_ADS_ACCESS_TOKEN: ACCESS, CDP_GOOGLE_ADS_DEVELOPER_TOKEN: DEVELOPER },
+  fixture: 'google_ads.yml',
+  destination: 'google_customers',
+  start: async () => (google = await new FakeGoogleAds(ACCESS, CUSTOMER, LIST).start()),
+  rewrite: (fake) => [['https://googleads.googleapis.com', fake.url], ['poll_interval_ms: 15000', 'poll_interval_ms: 5']],
+  seed: { file: 'seeds/customer_list.csv', rows: customers },
+  model: { file: 'models/customers.sql', sql: 'select id, profile_id, email, phone, first_name, last_name, country, cast(zip as varchar) as zip from {{ ref "customer_list" }}\n' },
+});
+const { setup, rebuild, sync, snapshotKeys } = suite;
+const openConnector = connectorPool();
 
 const kinds = (job: FakeJob) => [...new Set(job.operations.map((op) => (op.create ? 'create' : 'remove')))];
 const sizes = (jobs: FakeJob[]) => jobs.map((j) => `${kinds(j).join('+')} ${j.operations.length} ${j.status}`);
-const keys = (ns: number[]) => ns.map(String).sort();
 
 /** Only hashes reach Google (country and postal code are sent in clear by design), and no job ever mixes create and remove. */
 function expectOnlyHashesAndNoMixedJobs(): void {
@@ -100,13 +47,6 @@ function expectOnlyHashesAndNoMixedJobs(): void {
   for (const r of google.requests.filter((x) => x.path.endsWith(':addOperations'))) {
     expect(new Set(r.body.operations.map((op: object) => Object.keys(op)[0])).size).toBe(1);
   }
-}
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((f) => {
-    const full = path.join(dir, f);
-    return statSync(full).isDirectory() ? filesUnder(full) : [full];
-  });
 }
 
 describe('the google_ads connector', () => {
@@ -146,7 +86,7 @@ describe('the google_ads connector', () => {
     await sync(p, 0);
     expect(google.requests).toHaveLength(before);
     expectOnlyHashesAndNoMixedJobs();
-    for (const file of filesUnder(p.path('target'))) expect(readFileSync(file).includes(ACCESS), file).toBe(false);
+    suite.expectNoSecretStored(p);
   });
 
   it('rejects the records of partially failed operations, with Google\'s error, and resends only those', async () => {
@@ -209,14 +149,8 @@ describe('the google_ads connector', () => {
 
   it('a wrong access token fails at the first call: nothing acknowledged', async () => {
     const p = await setup(customers(2));
-    process.env['CDP_GOOGLE_ADS_ACCESS_TOKEN'] = 'ya29.wrong-token-0000';
-    try {
-      const run = expectCode(await p.cdp(['sync', '--json']), 1);
-      expect(JSON.parse(run.stdout).destinations[0]).toMatchObject({ status: 'failed', message: expect.stringMatching(/answered 401 UNAUTHENTICATED: Request is missing required authentication credential/) });
-      expect(output(run)).not.toContain('ya29.wrong-token-0000');
-    } finally {
-      process.env['CDP_GOOGLE_ADS_ACCESS_TOKEN'] = ACCESS;
-    }
+    const d = await withEnv('CDP_GOOGLE_ADS_ACCESS_TOKEN', 'ya29.wrong-token-0000', () => sync(p, 1));
+    expect(d).toMatchObject({ status: 'failed', message: expect.stringMatching(/answered 401 UNAUTHENTICATED: Request is missing required authentication credential/) });
     expect(google.requests.map((r) => r.status)).toEqual([401]);
     expect(await snapshotKeys(p)).toEqual([]);
   });
@@ -239,12 +173,9 @@ describe('the google_ads connector', () => {
   });
 
   it('erase: a remove job with the identifiers sent last; no developer-token header when none is configured', async () => {
-    google = await new FakeGoogleAds(ACCESS, CUSTOMER, LIST).start();
-    const context = {
-      destination: 'g', object: 'o', runId: 'r', projectRoot: os.tmpdir(), mode: 'add_remove' as const,
-      options: { base_url: google.url, access_token: '{{ env "CDP_GOOGLE_ADS_ACCESS_TOKEN" }}', customer_id: '123-456-7890', user_list_id: LIST, poll_interval_ms: 5 },
-    };
-    connector = await googleAdsDestination.open(context);
+    await suite.start();
+    const options = { base_url: google.url, access_token: '{{ env "CDP_GOOGLE_ADS_ACCESS_TOKEN" }}', customer_id: '123-456-7890', user_list_id: LIST, poll_interval_ms: 5 };
+    const connector = await openConnector(googleAdsDestination, options, { mode: 'add_remove' });
     await connector.send([record('add', '1', { email: 'user1@example.com', phone: phoneOf(1) }), record('add', '2', { email: 'user2@example.com' })]);
     expect(google.members.size).toBe(3);
     const sent = identifiersMeta({ email: sha('user1@example.com'), phone: sha(e164(phoneOf(1))) });
@@ -263,12 +194,8 @@ describe('the google_ads connector', () => {
   });
 });
 
-function record(op: OutboundRecord['op'], key: string, payload: Record<string, unknown>, extra: Partial<OutboundRecord> = {}): OutboundRecord {
-  return { op, key, idempotencyKey: `idem-${op}-${key}`, payloadHash: sha(JSON.stringify(payload)), payload, ...(op === 'remove' ? { removal: 'delete' as const } : {}), ...extra };
-}
-
 describe('bad google_ads contracts (exit 2, file and key, nothing sent)', () => {
-  it.each([
+  suite.itRejects([
     ['a batch size above 10,000', [['batch_size: 5000', 'batch_size: 10001']], /google_customers\.yml:\d+ \(key `batch_size`\): `batch_size` 10001 is above the `google_ads` destination's cap of 10000/],
     ['a literal access token', [[`'{{ env "CDP_GOOGLE_ADS_ACCESS_TOKEN" }}'`, ACCESS]], /\(key `options\.access_token`\): `options\.access_token` must be an env reference/],
     ['an unset access token variable', [['CDP_GOOGLE_ADS_ACCESS_TOKEN', 'CDP_NO_SUCH_TOKEN']], /`options\.access_token` names environment variable CDP_NO_SUCH_TOKEN, which is not set/],
@@ -276,14 +203,5 @@ describe('bad google_ads contracts (exit 2, file and key, nothing sent)', () => 
     ['a malformed customer id', [['customer_id: 123-456-7890', 'customer_id: 12345']], /\(key `options\.customer_id`\): `options\.customer_id` must be a 10-digit Google Ads customer id/],
     ['a consent value Google has not', [['ad_user_data_consent: GRANTED', 'ad_user_data_consent: YES']], /`options\.ad_user_data_consent` must be GRANTED or DENIED/],
     ['a mode other than add_remove', [['mode: add_remove', 'mode: mirror']], /\(key `mode`\)/],
-  ] as [string, [string, string][], RegExp][])('rejects %s', async (_name, edits, message) => {
-    const p = await setup(customers(2), edits, 2);
-    for (const command of ['plan', 'sync']) {
-      const run = expectCode(await p.cdp([command]), 2);
-      expect(output(run)).toMatch(message);
-      expect(output(run)).not.toContain(ACCESS);
-      expect(output(run)).not.toContain(DEVELOPER);
-    }
-    expect(google.requests).toEqual([]);
-  });
+  ]);
 });

@@ -1,71 +1,21 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
+import { describe, expect, it } from 'vitest';
 import { FakeHubSpot } from '../fakes/hubspot-server.js';
+import { connectorSuite, keys, people, withEnv } from '../helpers/connector-project.js';
 
 /** The hubspot connector (CRM v3 contacts) against a local fake: upsert, archive, ids kept as meta, batch cap, 429, 207, 401, token hygiene. */
-const track = projectPool();
 const TOKEN = 'pat-na1-7c2e9f41-test-token-0b8d';
-const FIXTURE = readFileSync(path.join(import.meta.dirname, '../fixtures/destinations/hubspot.yml'), 'utf8');
 
 let hub: FakeHubSpot;
-beforeAll(() => {
-  process.env['CDP_HUBSPOT_TOKEN'] = TOKEN;
+const suite = connectorSuite({
+  env: { CDP_HUBSPOT_TOKEN: TOKEN },
+  fixture: 'hubspot.yml',
+  destination: 'crm_hubspot',
+  start: async () => (hub = await new FakeHubSpot(TOKEN).start()),
+  rewrite: (fake) => [['https://api.hubapi.com', fake.url]],
 });
-afterAll(() => {
-  delete process.env['CDP_HUBSPOT_TOKEN'];
-});
-afterEach(async () => {
-  await hub?.stop();
-});
+const { setup, rebuild, sync, snapshotKeys, snapshotMeta } = suite;
 
-function people(n: number, from = 1): string {
-  const rows = ['id,profile_id,email,name,score'];
-  for (let i = from; i <= n; i++) rows.push(`${i},p${i},User${i}@Example.com,User ${i},${i * 10}`);
-  return rows.join('\n') + '\n';
-}
-
-function contract(edits: [string, string][] = []): string {
-  let text = FIXTURE.replace('https://api.hubapi.com', hub.url);
-  for (const [from, to] of edits) {
-    if (!text.includes(from)) throw new Error(`fixture has no ${from}`);
-    text = text.replace(from, to);
-  }
-  return text;
-}
-
-async function setup(rows: number, edits: [string, string][] = [], buildCode = 0): Promise<TempProject> {
-  hub = await new FakeHubSpot(TOKEN).start();
-  const p = track(duckdbProject({
-    'seeds/people.csv': people(rows),
-    'models/contacts.sql': 'select id, profile_id, email, name, score from {{ ref "people" }}\n',
-    'destinations/crm_hubspot.yml': contract(edits),
-  }));
-  expectCode(await p.cdp(['build']), buildCode);
-  return p;
-}
-
-async function sync(p: TempProject, code: number): Promise<Record<string, any>> {
-  const run = expectCode(await p.cdp(['sync', '--json']), code);
-  expect(output(run)).not.toContain(TOKEN);
-  return JSON.parse(run.stdout).destinations[0] as Record<string, any>;
-}
-
-async function snapshotKeys(p: TempProject): Promise<string[]> {
-  const rows = await p.query(`SELECT primary_key FROM cdp_sync.snapshots WHERE destination = 'crm_hubspot' ORDER BY primary_key`);
-  return rows.map((r) => String(r['primary_key']));
-}
-
-const keys = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1)).sort();
 const emails = (ns: number[]) => ns.map((i) => `user${i}@example.com`).sort();
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((f) => {
-    const full = path.join(dir, f);
-    return statSync(full).isDirectory() ? filesUnder(full) : [full];
-  });
-}
 
 describe('the hubspot connector', () => {
   it('upserts on idProperty with a Bearer token, archives removed rows by resolved HubSpot id, and never leaks the token', async () => {
@@ -81,8 +31,7 @@ describe('the hubspot connector', () => {
 
     // Row 2 leaves the model (mirror): read by email, then archive by HubSpot id.
     const id2 = hub.contacts.get('user2@example.com')!.id;
-    p.write({ 'seeds/people.csv': people(3).replace('2,p2,User2@Example.com,User 2,20\n', '') });
-    expectCode(await p.cdp(['build']), 0);
+    await rebuild(p, people(3).replace('2,p2,User2@Example.com,User 2,20\n', ''));
     const next = await sync(p, 0);
     expect(next).toMatchObject({ status: 'success', succeeded: { add: 0, change: 0, remove: 1 } });
     const [read, archive] = hub.requests.slice(1);
@@ -93,7 +42,7 @@ describe('the hubspot connector', () => {
     // Nothing changed: nothing sent.
     await sync(p, 0);
     expect(hub.requests).toHaveLength(3);
-    for (const file of filesUnder(p.path('target'))) expect(readFileSync(file).includes(TOKEN), file).toBe(false);
+    suite.expectNoSecretStored(p);
   });
 
   it('keeps each contact\'s HubSpot id in cdp_sync.snapshots.meta, and created only for contacts cdp created; created survives later updates', async () => {
@@ -102,21 +51,16 @@ describe('the hubspot connector', () => {
     const theirs = hub.addContact('user3@example.com', { phone: '+4915100000' });
     await sync(p, 0);
     const id = (email: string) => hub.contacts.get(email)!.id;
-    const metas = async () => {
-      const rows = await p.query(`SELECT primary_key, meta FROM cdp_sync.snapshots WHERE destination = 'crm_hubspot' ORDER BY primary_key`);
-      return Object.fromEntries(rows.map((r) => [String(r['primary_key']), JSON.parse(String(r['meta']))]));
-    };
-    expect(await metas()).toEqual({
+    expect(await snapshotMeta(p)).toEqual({
       '1': { id: id('user1@example.com'), created: true },
       '2': { id: id('user2@example.com'), created: true },
       '3': { id: theirs.id },
     });
 
-    p.write({ 'seeds/people.csv': people(3).replace('User 1,10', 'User One,10').replace('User 3,30', 'User Three,30') });
-    expectCode(await p.cdp(['build']), 0);
+    await rebuild(p, people(3).replace('User 1,10', 'User One,10').replace('User 3,30', 'User Three,30'));
     expect(await sync(p, 0)).toMatchObject({ succeeded: { change: 2 } });
     expect(hub.requests.at(-1)!.body.inputs.map((i: any) => i.objectWriteTraceId)).toEqual(['1', '3']);
-    expect(await metas()).toEqual({
+    expect(await snapshotMeta(p)).toEqual({
       '1': { id: id('user1@example.com'), created: true },
       '2': { id: id('user2@example.com'), created: true },
       '3': { id: theirs.id },
@@ -162,9 +106,7 @@ describe('the hubspot connector', () => {
   it('stops on 401 without retrying, state intact; the rest goes once the token works', async () => {
     const p = await setup(6, [['batch_size: 100', 'batch_size: 2']]);
     hub.passNext(1).failNext(1, 401);
-    const run = expectCode(await p.cdp(['sync', '--json']), 1);
-    expect(output(run)).not.toContain(TOKEN);
-    const d = JSON.parse(run.stdout).destinations[0];
+    const d = await sync(p, 1);
     expect(d).toMatchObject({ status: 'failed', succeeded: { add: 2 } });
     expect(d.message).toMatch(/authentication failed \(401\): POST \/crm\/v3\/objects\/contacts\/batch\/upsert answered 401 EXPIRED_AUTHENTICATION: scripted 401; stopped sending/);
     expect(hub.requests.map((r) => r.status)).toEqual([200, 401]);
@@ -177,31 +119,18 @@ describe('the hubspot connector', () => {
 
   it('a wrong token is a 401 at the first call: nothing acknowledged', async () => {
     const p = await setup(2);
-    process.env['CDP_HUBSPOT_TOKEN'] = 'pat-na1-wrong-token';
-    try {
-      const d = await sync(p, 1);
-      expect(d.status).toBe('failed');
-    } finally {
-      process.env['CDP_HUBSPOT_TOKEN'] = TOKEN;
-    }
+    const d = await withEnv('CDP_HUBSPOT_TOKEN', 'pat-na1-wrong-token', () => sync(p, 1));
+    expect(d.status).toBe('failed');
     expect(hub.requests.map((r) => r.status)).toEqual([401]);
     expect(await snapshotKeys(p)).toEqual([]);
   });
 });
 
 describe('bad hubspot contracts (exit 2, file and key, nothing sent)', () => {
-  it.each([
+  suite.itRejects([
     ['a batch size above 100', [['batch_size: 100', 'batch_size: 500']], /crm_hubspot\.yml:\d+ \(key `batch_size`\): `batch_size` 500 is above the `hubspot` destination's cap of 100/],
     ['a literal token', [[`'{{ env "CDP_HUBSPOT_TOKEN" }}'`, TOKEN]], /\(key `options\.token`\): `options\.token` must be an env reference/],
     ['an unset token variable', [['CDP_HUBSPOT_TOKEN', 'CDP_NO_SUCH_TOKEN']], /\(key `options\.token`\): `options\.token` names environment variable CDP_NO_SUCH_TOKEN, which is not set/],
     ['an unsupported mode', [['mode: mirror', 'mode: insert']], /\(key `mode`\)/],
-  ] as [string, [string, string][], RegExp][])('rejects %s', async (_name, edits, message) => {
-    const p = await setup(2, edits, 2);
-    for (const command of ['plan', 'sync']) {
-      const run = expectCode(await p.cdp([command]), 2);
-      expect(output(run)).toMatch(message);
-      expect(output(run)).not.toContain(TOKEN);
-    }
-    expect(hub.requests).toEqual([]);
-  });
+  ]);
 });

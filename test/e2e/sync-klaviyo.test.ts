@@ -1,40 +1,32 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { OutboundRecord } from '../../src/destinations/destination.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { KLAVIYO_DEFAULT_REVISION, klaviyoDestination } from '../../src/destinations/klaviyo.js';
-import { REPO_ROOT, TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
 import { FakeKlaviyo, klaviyoSpecDir } from '../fakes/klaviyo-server.js';
+import { connectorPool, connectorSuite, keys, outbound, people } from '../helpers/connector-project.js';
+import { REPO_ROOT } from '../helpers/project.js';
 
 /**
  * The klaviyo connector against a local fake whose every request body is validated against
  * Klaviyo's OpenAPI documents (../shared/specs/klaviyo or $CDP_SHARED_DIR/specs/klaviyo); without
  * them the fake still runs and only the spec checks are skipped.
  */
-const track = projectPool();
 const KEY = 'pk_0a1b2c3d4e5f60718293a4b5c6d7e8f9';
 const LIST = 'Xy7Tq2';
-const FIXTURE = readFileSync(path.join(import.meta.dirname, '../fixtures/destinations/klaviyo.yml'), 'utf8');
 const SPEC_DIR = klaviyoSpecDir(REPO_ROOT);
 
 let klaviyo: FakeKlaviyo;
-beforeAll(() => {
-  process.env['CDP_KLAVIYO_API_KEY'] = KEY;
+const suite = connectorSuite({
+  env: { CDP_KLAVIYO_API_KEY: KEY },
+  fixture: 'klaviyo.yml',
+  destination: 'crm_klaviyo',
+  start: async () => (klaviyo = await new FakeKlaviyo(KEY, [LIST], SPEC_DIR).start()),
+  rewrite: (fake) => [['https://a.klaviyo.com', fake.url], ['poll_interval_ms: 2000', 'poll_interval_ms: 5']],
 });
-afterAll(() => {
-  delete process.env['CDP_KLAVIYO_API_KEY'];
-});
-afterEach(async () => {
+const { setup, rebuild, sync, snapshotKeys, snapshotMeta } = suite;
+const openConnector = connectorPool();
+afterEach(() => {
   // Every body the connector sent matches its operation's schema (when the documents are here).
   if (klaviyo?.validatesAgainstSpec) expect(klaviyo.requests.filter((r) => r.specProblems?.length).map((r) => [r.method, r.path, r.specProblems])).toEqual([]);
-  await klaviyo?.stop();
 });
-
-function people(n: number): string {
-  const rows = ['id,profile_id,email,name,score'];
-  for (let i = 1; i <= n; i++) rows.push(`${i},p${i},User${i}@Example.com,User ${i},${i * 10}`);
-  return rows.join('\n') + '\n';
-}
 
 /** The profiles fixture as a list-membership contract. */
 const AS_LIST: [string, string][] = [
@@ -43,45 +35,7 @@ const AS_LIST: [string, string][] = [
   ['  poll_interval_ms: 2000', `  poll_interval_ms: 2000\n  list_id: ${LIST}`],
 ];
 
-function edit(text: string, edits: [string, string][]): string {
-  for (const [from, to] of edits) {
-    if (!text.includes(from)) throw new Error(`contract has no ${from}`);
-    text = text.replace(from, to);
-  }
-  return text;
-}
-
-async function setup(rows: number, edits: [string, string][] = [], buildCode = 0): Promise<TempProject> {
-  klaviyo = await new FakeKlaviyo(KEY, [LIST], SPEC_DIR).start();
-  const contract = edit(FIXTURE, edits).replace('https://a.klaviyo.com', klaviyo.url).replace('poll_interval_ms: 2000', 'poll_interval_ms: 5');
-  const p = track(duckdbProject({
-    'seeds/people.csv': people(rows),
-    'models/contacts.sql': 'select id, profile_id, email, name, score from {{ ref "people" }}\n',
-    'destinations/crm_klaviyo.yml': contract,
-  }));
-  expectCode(await p.cdp(['build']), buildCode);
-  return p;
-}
-
-async function sync(p: TempProject, code: number): Promise<Record<string, any>> {
-  const run = expectCode(await p.cdp(['sync', '--json']), code);
-  expect(output(run)).not.toContain(KEY);
-  return JSON.parse(run.stdout).destinations[0] as Record<string, any>;
-}
-
-async function snapshots(p: TempProject): Promise<{ primary_key: string; meta: string | null }[]> {
-  return (await p.query(`SELECT primary_key, meta FROM cdp_sync.snapshots WHERE destination = 'crm_klaviyo' ORDER BY primary_key`)) as { primary_key: string; meta: string | null }[];
-}
-
-const keys = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1)).sort();
 const calls = (from = 0) => klaviyo.requests.slice(from).map((r) => `${r.method} ${r.path.split('?')[0]} ${r.status}`);
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((f) => {
-    const full = path.join(dir, f);
-    return statSync(full).isDirectory() ? filesUnder(full) : [full];
-  });
-}
 
 describe('the klaviyo connector, object profiles', () => {
   it('imports profiles in a bulk job polled to completion, keeps their Klaviyo ids, and clears a removed row', async () => {
@@ -100,11 +54,10 @@ describe('the klaviyo connector, object profiles', () => {
       attributes: { email: 'user1@example.com', external_id: 'p1', first_name: 'User 1', properties: { score: 10 } },
     });
     const ids = new Map([...klaviyo.profiles.values()].map((x) => [x.attributes['external_id'], x.id]));
-    expect(await snapshots(p)).toEqual(['1', '2', '3'].map((k) => ({ primary_key: k, meta: JSON.stringify({ klaviyo_id: ids.get(`p${k}`) }) })));
+    expect(await snapshotMeta(p)).toEqual(Object.fromEntries(['1', '2', '3'].map((k) => [k, { klaviyo_id: ids.get(`p${k}`) }])));
 
     // Row 2 leaves the model (on_remove: clear): its fields become null, its custom properties unset.
-    p.write({ 'seeds/people.csv': people(3).replace('2,p2,User2@Example.com,User 2,20\n', '') });
-    expectCode(await p.cdp(['build']), 0);
+    await rebuild(p, people(3).replace('2,p2,User2@Example.com,User 2,20\n', ''));
     expect(await sync(p, 0)).toMatchObject({ status: 'success', succeeded: { remove: 1 } });
     expect(klaviyo.requests[4]!.body.data.attributes.profiles.data).toEqual([
       { type: 'profile', attributes: { email: 'user2@example.com', external_id: 'p2', first_name: null }, meta: { patch_properties: { unset: ['score'] } } },
@@ -116,7 +69,7 @@ describe('the klaviyo connector, object profiles', () => {
     await sync(p, 0);
     expect(klaviyo.requests).toHaveLength(before);
     expect(klaviyo.requests.some((r) => r.path.includes('subscription'))).toBe(false);
-    for (const file of filesUnder(p.path('target'))) expect(readFileSync(file).includes(KEY), file).toBe(false);
+    suite.expectNoSecretStored(p);
   });
 
   it('reads the job\'s profiles page by page (150 profiles, pages of 100)', async () => {
@@ -124,7 +77,7 @@ describe('the klaviyo connector, object profiles', () => {
     expect(await sync(p, 0)).toMatchObject({ succeeded: { add: 150 } });
     const pages = klaviyo.requests.filter((r) => r.path.includes('/profiles?'));
     expect(pages.map((r) => new URL(r.path, 'http://x').searchParams.get('page[cursor]'))).toEqual([null, '100']);
-    expect((await snapshots(p)).filter((s) => s.meta?.includes('klaviyo_id'))).toHaveLength(150);
+    expect(Object.values(await snapshotMeta(p)).filter((meta) => meta?.['klaviyo_id'] !== undefined)).toHaveLength(150);
   });
 
   it('turns import errors into per-record rejections, and sends only those next time', async () => {
@@ -134,12 +87,12 @@ describe('the klaviyo connector, object profiles', () => {
     expect(d).toMatchObject({ status: 'partial', succeeded: { add: 3 }, failed: { add: 1 } });
     expect(d.rejections).toEqual([{ primary_key: '3', op: 'add', reason: 'invalid: Invalid email address' }]);
     expect(calls()).toContain(`GET /api/profile-bulk-import-jobs/${[...klaviyo.jobs.keys()][0]}/import-errors 200`);
-    expect((await snapshots(p)).map((s) => s.primary_key)).toEqual(['1', '2', '4']);
+    expect((await snapshotKeys(p))).toEqual(['1', '2', '4']);
 
     klaviyo.reset();
     expect(await sync(p, 0)).toMatchObject({ succeeded: { add: 1 } });
     expect(klaviyo.requests.filter((r) => r.method === 'POST').at(-1)!.body.data.attributes.profiles.data.map((x: any) => x.attributes.external_id)).toEqual(['p3']);
-    expect((await snapshots(p)).map((s) => s.primary_key)).toEqual(keys(4));
+    expect((await snapshotKeys(p))).toEqual(keys(4));
   });
 
   it('honours Retry-After on a 429; a 5xx while polling re-runs the batch as a new job, without duplicate profiles', async () => {
@@ -165,10 +118,10 @@ describe('the klaviyo connector, object profiles', () => {
     const d = await sync(p, 1);
     expect(d).toMatchObject({ status: 'failed', succeeded: { add: 2 } });
     expect(d.message).toMatch(/authentication failed \(401\): POST \/api\/profile-bulk-import-jobs answered 401 authentication_failed: The API key specified is invalid\.; stopped sending/);
-    expect((await snapshots(p)).map((s) => s.primary_key)).toEqual(['1', '2']);
+    expect((await snapshotKeys(p))).toEqual(['1', '2']);
     expect(await sync(p, 0)).toMatchObject({ succeeded: { add: 4 } });
     expect(klaviyo.profiles.size).toBe(6);
-    expect((await snapshots(p)).map((s) => s.primary_key)).toEqual(keys(6));
+    expect((await snapshotKeys(p))).toEqual(keys(6));
   });
 });
 
@@ -183,8 +136,7 @@ describe('the klaviyo connector, object list (add_remove)', () => {
     expect([...klaviyo.lists.get(LIST)!].sort()).toEqual([...ids].sort());
 
     const id2 = klaviyo.byEmail('user2@example.com')!.id;
-    p.write({ 'seeds/people.csv': people(3).replace('2,p2,User2@Example.com,User 2,20\n', '') });
-    expectCode(await p.cdp(['build']), 0);
+    await rebuild(p, people(3).replace('2,p2,User2@Example.com,User 2,20\n', ''));
     const before = klaviyo.requests.length;
     expect(await sync(p, 0)).toMatchObject({ succeeded: { remove: 1 } });
     expect(klaviyo.requests.slice(before).map((r) => [r.method, r.path, r.status, r.body])).toEqual([
@@ -198,32 +150,22 @@ describe('the klaviyo connector, object list (add_remove)', () => {
 });
 
 describe('bad klaviyo contracts (exit 2, file and key, nothing sent)', () => {
-  it.each([
+  suite.itRejects([
     ['a batch size above 10,000', [['batch_size: 1000', 'batch_size: 10001']], /crm_klaviyo\.yml:\d+ \(key `batch_size`\): `batch_size` 10001 is above the `klaviyo` destination's cap of 10000/],
     ['a literal key', [[`'{{ env "CDP_KLAVIYO_API_KEY" }}'`, KEY]], /\(key `options\.api_key`\): `options\.api_key` must be an env reference/],
     ['an unset key variable', [['CDP_KLAVIYO_API_KEY', 'CDP_NO_SUCH_KLAVIYO_KEY']], /\(key `options\.api_key`\): `options\.api_key` names environment variable CDP_NO_SUCH_KLAVIYO_KEY, which is not set/],
     ['mode mirror (Klaviyo deletes profiles only by GDPR erasure)', [['mode: upsert\non_remove: clear', 'mode: mirror']], /\(key `mode`\): The `klaviyo` destination does not support mode `mirror`/],
     ['a malformed revision', [["revision: '2026-07-15'", 'revision: latest']], /\(key `options\.revision`\): `options\.revision` must be a Klaviyo API revision/],
-  ] as [string, [string, string][], RegExp][])('rejects %s', async (_name, edits, message) => {
-    const p = await setup(2, edits, 2);
-    for (const command of ['plan', 'sync']) {
-      const run = expectCode(await p.cdp([command]), 2);
-      expect(output(run)).toMatch(message);
-      expect(output(run)).not.toContain(KEY);
-    }
-    expect(klaviyo.requests).toEqual([]);
-  });
+  ]);
 });
 
 describe('klaviyo requests, sent straight to the connector', () => {
-  const record = (key: string, payload: Record<string, unknown>, meta?: Record<string, string>): OutboundRecord => ({
-    op: 'remove', key, idempotencyKey: `k${key}`, payloadHash: `h${key}`, removal: 'erase', payload, ...(meta ? { meta } : {}),
-  });
-  const open = async (object: string) =>
-    klaviyoDestination.open({ destination: 'crm_klaviyo', object, runId: 'r1', projectRoot: '.', mode: 'upsert', options: { base_url: klaviyo.url, api_key: '{{ env "CDP_KLAVIYO_API_KEY" }}', list_id: LIST } });
+  const record = (key: string, payload: Record<string, unknown>, meta?: Record<string, string>) => outbound('remove', key, payload, { removal: 'erase', ...(meta ? { meta } : {}) });
+  const options = () => ({ base_url: klaviyo.url, api_key: '{{ env "CDP_KLAVIYO_API_KEY" }}' });
+  const open = (object: string) => openConnector(klaviyoDestination, { ...options(), list_id: LIST }, { destination: 'crm_klaviyo', object });
 
   it('erases with one data-privacy deletion job per profile, by exactly one identifier', async () => {
-    klaviyo = await new FakeKlaviyo(KEY, [LIST], SPEC_DIR).start();
+    await suite.start();
     for (const object of ['profiles', 'list']) {
       const destination = await open(object);
       const results = await destination.send([
@@ -243,7 +185,7 @@ describe('klaviyo requests, sent straight to the connector', () => {
   });
 
   it('a remove with `delete` of a profile is rejected: Klaviyo only erases', async () => {
-    klaviyo = await new FakeKlaviyo(KEY, [LIST], SPEC_DIR).start();
+    await suite.start();
     const destination = await open('profiles');
     expect(await destination.send([{ ...record('1', { email: 'a@example.com' }), removal: 'delete' }])).toEqual([
       { key: '1', ok: false, reason: 'Klaviyo deletes a profile only by a data-privacy (GDPR) deletion, which cdp sends for privacy requests alone: use on_remove: clear or nothing' },
@@ -252,15 +194,14 @@ describe('klaviyo requests, sent straight to the connector', () => {
   });
 
   it('refuses an object other than profiles or list, and a list without list_id, before any call', async () => {
-    klaviyo = await new FakeKlaviyo(KEY, [LIST], SPEC_DIR).start();
+    await suite.start();
     await expect(open('contacts')).rejects.toThrow('`object` must be `profiles` (upsert) or `list` (add_remove, with options.list_id), got `contacts`');
-    const options = { base_url: klaviyo.url, api_key: '{{ env "CDP_KLAVIYO_API_KEY" }}' };
-    await expect(klaviyoDestination.open({ destination: 'd', object: 'list', runId: 'r', projectRoot: '.', mode: 'upsert', options })).rejects.toThrow('`object: list` needs options.list_id');
+    await expect(openConnector(klaviyoDestination, options(), { object: 'list' })).rejects.toThrow('`object: list` needs options.list_id');
     expect(klaviyo.requests).toEqual([]);
   });
 
   it.skipIf(SPEC_DIR === undefined)('the fake refuses a body its operation\'s schema does not allow, with a JSON:API error', async () => {
-    klaviyo = await new FakeKlaviyo(KEY, [LIST], SPEC_DIR).start();
+    await suite.start();
     const response = await fetch(`${klaviyo.url}/api/lists/${LIST}/relationships/profiles`, {
       method: 'POST',
       headers: { authorization: `Klaviyo-API-Key ${KEY}`, revision: KLAVIYO_DEFAULT_REVISION, 'content-type': 'application/vnd.api+json' },

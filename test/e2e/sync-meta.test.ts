@@ -1,36 +1,16 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Destination, OutboundRecord } from '../../src/destinations/destination.js';
+import { describe, expect, it } from 'vitest';
 import { DeliveryError } from '../../src/destinations/errors.js';
 import { metaAudienceDestination } from '../../src/destinations/meta-audiences.js';
 import { identifiersMeta } from '../../src/destinations/platform-hash.js';
 import { FakeMeta } from '../fakes/meta-server.js';
-import { TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
+import { connectorPool, connectorSuite, keys, outbound as record, seedRows, withEnv } from '../helpers/connector-project.js';
 
 /** The meta_audience connector against a local fake: hashed adds and removes, invalid entries, caps, rate limits, auth, erase. */
-const track = projectPool();
 const TOKEN = 'EAAGm0PX4ZCpsBAtest-meta-token-7f3c';
 const AUDIENCE = '23851234567890123';
 const PATH = `/v25.0/${AUDIENCE}/users`;
-const FIXTURE = readFileSync(path.join(import.meta.dirname, '../fixtures/destinations/meta_audience.yml'), 'utf8');
 const SCHEMA = ['EMAIL', 'PHONE', 'FN', 'LN', 'COUNTRY'];
-
-let meta: FakeMeta;
-let connector: Destination | undefined;
-beforeAll(() => {
-  process.env['CDP_META_ACCESS_TOKEN'] = TOKEN;
-});
-afterAll(() => {
-  delete process.env['CDP_META_ACCESS_TOKEN'];
-});
-afterEach(async () => {
-  await connector?.close();
-  connector = undefined;
-  await meta?.stop();
-});
 
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 const phoneOf = (i: number) => `+1 650 ${String(i).padStart(7, '0')}`;
@@ -38,50 +18,21 @@ const phoneOf = (i: number) => `+1 650 ${String(i).padStart(7, '0')}`;
 const rowOf = (i: number, phone = phoneOf(i)) => [sha(`user${i}@example.com`), sha(phone.replace(/\D/g, '')), sha('first'), sha('last'), sha('us')];
 
 /** `edit` replaces customer i's line (null: leaves it out). */
-function customers(n: number, edit: (i: number) => string | null | undefined = () => undefined): string {
-  const rows = ['id,profile_id,email,phone,first_name,last_name,country'];
-  for (let i = 1; i <= n; i++) {
-    const line = edit(i);
-    if (line !== null) rows.push(line ?? `${i},p${i},User${i}@Example.com,${phoneOf(i)},First${i},Last${i},US`);
-  }
-  return rows.join('\n') + '\n';
-}
+const customers = (n: number, edit?: (i: number) => string | null | undefined) =>
+  seedRows('id,profile_id,email,phone,first_name,last_name,country', n, (i) => `${i},p${i},User${i}@Example.com,${phoneOf(i)},First${i},Last${i},US`, edit);
 
-function contract(edits: [string, string][] = []): string {
-  let text = FIXTURE.replace('https://graph.facebook.com', meta.url);
-  for (const [from, to] of edits) {
-    if (!text.includes(from)) throw new Error(`fixture has no ${from}`);
-    text = text.replace(from, to);
-  }
-  return text;
-}
-
-async function setup(seed: string, edits: [string, string][] = [], buildCode = 0): Promise<TempProject> {
-  meta = await new FakeMeta(TOKEN, AUDIENCE).start();
-  const p = track(duckdbProject({
-    'seeds/customer_list.csv': seed,
-    'models/customers.sql': 'select id, profile_id, email, phone, first_name, last_name, country from {{ ref "customer_list" }}\n',
-    'destinations/meta_customers.yml': contract(edits),
-  }));
-  expectCode(await p.cdp(['build']), buildCode);
-  return p;
-}
-
-async function rebuild(p: TempProject, seed: string): Promise<void> {
-  p.write({ 'seeds/customer_list.csv': seed });
-  expectCode(await p.cdp(['build']), 0);
-}
-
-async function sync(p: TempProject, code: number): Promise<Record<string, any>> {
-  const run = expectCode(await p.cdp(['sync', '--json']), code);
-  expect(output(run)).not.toContain(TOKEN);
-  return JSON.parse(run.stdout).destinations[0] as Record<string, any>;
-}
-
-async function snapshotKeys(p: TempProject): Promise<string[]> {
-  const rows = await p.query(`SELECT primary_key FROM cdp_sync.snapshots WHERE destination = 'meta_customers' ORDER BY primary_key`);
-  return rows.map((r) => String(r['primary_key']));
-}
+let meta: FakeMeta;
+const suite = connectorSuite({
+  env: { CDP_META_ACCESS_TOKEN: TOKEN },
+  fixture: 'meta_audience.yml',
+  destination: 'meta_customers',
+  start: async () => (meta = await new FakeMeta(TOKEN, AUDIENCE).start()),
+  rewrite: (fake) => [['https://graph.facebook.com', fake.url]],
+  seed: { file: 'seeds/customer_list.csv', rows: customers },
+  model: { file: 'models/customers.sql', sql: 'select id, profile_id, email, phone, first_name, last_name, country from {{ ref "customer_list" }}\n' },
+});
+const { setup, rebuild, sync, snapshotKeys, snapshotMeta } = suite;
+const openConnector = connectorPool();
 
 /** Only hashes reach Meta: no raw email, name or formatted phone in any body, every cell 64 hex digits or empty. */
 function expectOnlyHashes(): void {
@@ -90,15 +41,6 @@ function expectOnlyHashes(): void {
     for (const row of r.payload?.data ?? []) for (const cell of row) expect(cell).toMatch(/^([0-9a-f]{64})?$/);
   }
 }
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((f) => {
-    const full = path.join(dir, f);
-    return statSync(full).isDirectory() ? filesUnder(full) : [full];
-  });
-}
-
-const keys = (ns: number[]) => ns.map(String).sort();
 
 describe('the meta_audience connector', () => {
   it('adds hashed rows, removes and replaces exactly the identifiers sent, and sends no raw identifier', async () => {
@@ -111,8 +53,7 @@ describe('the meta_audience connector', () => {
     expect(add!.headers['content-type']).toBe('application/x-www-form-urlencoded');
     expect(add!.payload).toEqual({ schema: SCHEMA, data: [rowOf(1), rowOf(2), rowOf(3)] });
     expect(meta.members).toHaveLength(3);
-    const stored = await p.query(`SELECT meta FROM cdp_sync.snapshots WHERE destination = 'meta_customers' AND primary_key = '1'`);
-    expect(JSON.parse(JSON.parse(String(stored[0]!['meta'])).identifiers)).toEqual({ email: rowOf(1)[0], phone: rowOf(1)[1], first_name: sha('first'), last_name: sha('last'), country: sha('us') });
+    expect(JSON.parse((await snapshotMeta(p))['1']!['identifiers'])).toEqual({ email: rowOf(1)[0], phone: rowOf(1)[1], first_name: sha('first'), last_name: sha('last'), country: sha('us') });
 
     // Row 2 leaves the model and row 3 gets a new phone: one DELETE (row 2, and row 3's old row), then one POST.
     await rebuild(p, customers(3, (i) => (i === 2 ? null : i === 3 ? '3,p3,User3@Example.com,+44 20 7946 0958,First3,Last3,US' : undefined)));
@@ -128,7 +69,7 @@ describe('the meta_audience connector', () => {
     await sync(p, 0);
     expect(meta.requests).toHaveLength(3);
     expectOnlyHashes();
-    for (const file of filesUnder(p.path('target'))) expect(readFileSync(file).includes(TOKEN), file).toBe(false);
+    suite.expectNoSecretStored(p);
   });
 
   it('rejects a record with nothing to match on, with a reason that does not quote it, and sends the rest', async () => {
@@ -179,10 +120,10 @@ describe('the meta_audience connector', () => {
   });
 
   it("waits for X-Business-Use-Case-Usage's estimated_time_to_regain_access on a rate limit", async () => {
-    meta = await new FakeMeta(TOKEN, AUDIENCE).start();
+    await suite.start();
     meta.regainMinutes = 2;
     meta.rateLimitNext(1, '0');
-    connector = await openDirect();
+    const connector = await openDirect();
     const failure = await connector.send([record('add', '1', { email: 'user1@example.com' })]).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(DeliveryError);
     expect(failure).toMatchObject({ kind: 'rate_limited', retryAfterMs: 120_000 });
@@ -205,14 +146,8 @@ describe('the meta_audience connector', () => {
 
   it('a wrong token fails at the first call: nothing acknowledged', async () => {
     const p = await setup(customers(2));
-    process.env['CDP_META_ACCESS_TOKEN'] = 'EAAG-wrong-token-0000';
-    try {
-      const run = expectCode(await p.cdp(['sync', '--json']), 1);
-      expect(JSON.parse(run.stdout).destinations[0]).toMatchObject({ status: 'failed', message: expect.stringMatching(/code 190\/463: Invalid OAuth access token/) });
-      expect(output(run)).not.toContain('EAAG-wrong-token-0000');
-    } finally {
-      process.env['CDP_META_ACCESS_TOKEN'] = TOKEN;
-    }
+    const d = await withEnv('CDP_META_ACCESS_TOKEN', 'EAAG-wrong-token-0000', () => sync(p, 1));
+    expect(d).toMatchObject({ status: 'failed', message: expect.stringMatching(/code 190\/463: Invalid OAuth access token/) });
     expect(meta.requests.map((r) => r.status)).toEqual([400]);
     expect(await snapshotKeys(p)).toEqual([]);
   });
@@ -226,8 +161,8 @@ describe('the meta_audience connector', () => {
   });
 
   it('erase: DELETE with the identifiers sent last (from meta), else the last payload hashed again', async () => {
-    meta = await new FakeMeta(TOKEN, AUDIENCE).start();
-    connector = await openDirect();
+    await suite.start();
+    const connector = await openDirect();
     await connector.send([record('add', '1', { email: 'user1@example.com', phone: phoneOf(1) }), record('add', '2', { email: 'user2@example.com' })]);
     expect(meta.members).toHaveLength(2);
     const sent = identifiersMeta({ email: sha('user1@example.com'), phone: sha('16500000001') });
@@ -243,17 +178,12 @@ describe('the meta_audience connector', () => {
 });
 
 /** The connector opened as the engine would, for calls the engine does not make yet (erase) or to inspect a thrown error. */
-function openDirect(): Promise<Destination> {
-  const context = { destination: 'm', object: 'o', runId: 'r', projectRoot: os.tmpdir(), mode: 'add_remove' as const, options: { base_url: meta.url, audience_id: AUDIENCE, access_token: '{{ env "CDP_META_ACCESS_TOKEN" }}' } };
-  return metaAudienceDestination.open(context);
-}
-
-function record(op: OutboundRecord['op'], key: string, payload: Record<string, unknown>, extra: Partial<OutboundRecord> = {}): OutboundRecord {
-  return { op, key, idempotencyKey: `idem-${op}-${key}`, payloadHash: sha(JSON.stringify(payload)), payload, ...(op === 'remove' ? { removal: 'delete' as const } : {}), ...extra };
+function openDirect() {
+  return openConnector(metaAudienceDestination, { base_url: meta.url, audience_id: AUDIENCE, access_token: '{{ env "CDP_META_ACCESS_TOKEN" }}' }, { mode: 'add_remove' });
 }
 
 describe('bad meta_audience contracts (exit 2, file and key, nothing sent)', () => {
-  it.each([
+  suite.itRejects([
     ['a batch size above 10,000', [['batch_size: 5000', 'batch_size: 10001']], /meta_customers\.yml:\d+ \(key `batch_size`\): `batch_size` 10001 is above the `meta_audience` destination's cap of 10000/],
     ['a literal token', [[`'{{ env "CDP_META_ACCESS_TOKEN" }}'`, TOKEN]], /\(key `options\.access_token`\): `options\.access_token` must be an env reference/],
     ['an unset token variable', [['CDP_META_ACCESS_TOKEN', 'CDP_NO_SUCH_TOKEN']], /\(key `options\.access_token`\): `options\.access_token` names environment variable CDP_NO_SUCH_TOKEN, which is not set/],
@@ -261,13 +191,5 @@ describe('bad meta_audience contracts (exit 2, file and key, nothing sent)', () 
     ['a field Meta has not', [['  country: country', '  emails: country']], /\(key `mapping\.emails`\)|The `meta_audience` destination has no field `emails`/],
     ['no audience id', [[`  audience_id: '${AUDIENCE}'\n`, '']], /`options\.audience_id` is required/],
     ['an audience id YAML would round', [[`audience_id: '${AUDIENCE}'`, `audience_id: ${AUDIENCE}`]], /\(key `options\.audience_id`\): `options\.audience_id` must be quoted/],
-  ] as [string, [string, string][], RegExp][])('rejects %s', async (_name, edits, message) => {
-    const p = await setup(customers(2), edits, 2);
-    for (const command of ['plan', 'sync']) {
-      const run = expectCode(await p.cdp([command]), 2);
-      expect(output(run)).toMatch(message);
-      expect(output(run)).not.toContain(TOKEN);
-    }
-    expect(meta.requests).toEqual([]);
-  });
+  ]);
 });

@@ -1,86 +1,31 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { OutboundRecord, RecordResult } from '../../src/destinations/destination.js';
+import { describe, expect, it } from 'vitest';
+import type { DestinationContext, OutboundRecord, RecordResult } from '../../src/destinations/destination.js';
 import { DeliveryError } from '../../src/destinations/errors.js';
 import { salesforceDestination } from '../../src/destinations/salesforce.js';
-import type { DestinationContext } from '../../src/destinations/destination.js';
-import { TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
 import { FakeSalesforce } from '../fakes/salesforce-server.js';
+import { connectorPool, connectorSuite, keys, outbound, people } from '../helpers/connector-project.js';
 
 /**
  * The salesforce connector against a local fake: collections upsert by external id, delete and
  * clear by Salesforce Id (meta), Bulk API 2.0 above the threshold, REQUEST_LIMIT_EXCEEDED / 429 /
  * 5xx retried, per-record errors, 401, token hygiene; `erase` and `update` through the connector.
  */
-const track = projectPool();
 const TOKEN = '00Dxx0000001gEH!AQ4AQFakeSessionToken.9f8e7d';
-const FIXTURE = readFileSync(path.join(import.meta.dirname, '../fixtures/destinations/salesforce.yml'), 'utf8');
-const DEST = 'crm_salesforce';
 
 let sf: FakeSalesforce;
-beforeAll(() => {
-  process.env['CDP_SALESFORCE_TOKEN'] = TOKEN;
+const suite = connectorSuite({
+  env: { CDP_SALESFORCE_TOKEN: TOKEN },
+  fixture: 'salesforce.yml',
+  destination: 'crm_salesforce',
+  start: async () => (sf = await new FakeSalesforce(TOKEN).start()),
+  rewrite: (fake) => [['https://acme.my.salesforce.com', fake.url]],
 });
-afterAll(() => {
-  delete process.env['CDP_SALESFORCE_TOKEN'];
-});
-afterEach(async () => {
-  await sf?.stop();
-});
-
-function people(n: number, from = 1): string {
-  const rows = ['id,profile_id,email,name,score'];
-  for (let i = from; i <= n; i++) rows.push(`${i},p${i},User${i}@Example.com,User ${i},${i * 10}`);
-  return rows.join('\n') + '\n';
-}
-
-function contract(edits: [string, string][] = []): string {
-  let text = FIXTURE.replace('https://acme.my.salesforce.com', sf.url);
-  for (const [from, to] of edits) {
-    if (!text.includes(from)) throw new Error(`fixture has no ${from}`);
-    text = text.replace(from, to);
-  }
-  return text;
-}
-
-async function setup(rows: number, edits: [string, string][] = [], buildCode = 0): Promise<TempProject> {
-  sf = await new FakeSalesforce(TOKEN).start();
-  const p = track(duckdbProject({
-    'seeds/people.csv': people(rows),
-    'models/contacts.sql': 'select id, profile_id, email, name, score from {{ ref "people" }}\n',
-    'destinations/crm_salesforce.yml': contract(edits),
-  }));
-  expectCode(await p.cdp(['build']), buildCode);
-  return p;
-}
-
-async function sync(p: TempProject, code: number): Promise<Record<string, any>> {
-  const run = expectCode(await p.cdp(['sync', '--json']), code);
-  expect(output(run)).not.toContain(TOKEN);
-  return JSON.parse(run.stdout).destinations[0] as Record<string, any>;
-}
-
-async function snapshots(p: TempProject): Promise<Record<string, Record<string, unknown> | null>> {
-  const rows = await p.query(`SELECT primary_key, meta FROM cdp_sync.snapshots WHERE destination = '${DEST}' ORDER BY primary_key`);
-  return Object.fromEntries(rows.map((r) => [String(r['primary_key']), r['meta'] ? (JSON.parse(String(r['meta'])) as Record<string, unknown>) : null]));
-}
+const { setup, rebuild, sync, snapshotKeys, snapshotMeta: snapshots } = suite;
+const openConnector = connectorPool();
 
 /** The Salesforce Id of the live Contact with this cdp_id__c. */
 const idOf = (externalId: string) => [...sf.records.values()].find((r) => r.fields['cdp_id__c'] === externalId)?.Id;
-async function snapshotKeys(p: TempProject): Promise<string[]> {
-  return Object.keys(await snapshots(p)).sort();
-}
-
-const keys = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1)).sort();
 const calls = () => sf.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((f) => {
-    const full = path.join(dir, f);
-    return statSync(full).isDirectory() ? filesUnder(full) : [full];
-  });
-}
 
 describe('the salesforce connector', () => {
   it('upserts by external id with a Bearer token, keeps the Salesforce Id as meta, deletes removed rows by that Id, and never leaks the token', async () => {
@@ -98,8 +43,7 @@ describe('the salesforce connector', () => {
 
     // A change: upserted again, landing on the same record, so `created` stays (the engine merges meta).
     // Row 2 leaves the model (mirror): deleted by the Id kept as meta, no lookup.
-    p.write({ 'seeds/people.csv': people(3).replace('1,p1,User1@Example.com,User 1,10', '1,p1,User1@Example.com,User One,10').replace('2,p2,User2@Example.com,User 2,20\n', '') });
-    expectCode(await p.cdp(['build']), 0);
+    await rebuild(p, people(3).replace('1,p1,User1@Example.com,User 1,10', '1,p1,User1@Example.com,User One,10').replace('2,p2,User2@Example.com,User 2,20\n', ''));
     const next = await sync(p, 0);
     expect(next).toMatchObject({ status: 'success', succeeded: { add: 0, change: 1, remove: 1 } });
     expect(calls().slice(1)).toEqual(['PATCH /composite/sobjects/Contact/cdp_id__c 200', 'DELETE /composite/sobjects 200']);
@@ -111,7 +55,7 @@ describe('the salesforce connector', () => {
     // Nothing changed: nothing sent.
     await sync(p, 0);
     expect(sf.requests).toHaveLength(3);
-    for (const file of filesUnder(p.path('target'))) expect(readFileSync(file).includes(TOKEN), file).toBe(false);
+    suite.expectNoSecretStored(p);
   });
 
   it('sends a batch above 200 as several collections calls of at most 200 (the default batch_size is 500)', async () => {
@@ -220,8 +164,7 @@ describe('the salesforce connector', () => {
     const [id2, id3] = [idOf('p2'), idOf('p3')];
     sf.records.delete(id3!); // deleted in Salesforce meanwhile
     sf.recycleBin.set(id3!, { Id: id3!, type: 'Contact', fields: {} });
-    p.write({ 'seeds/people.csv': people(1) });
-    expectCode(await p.cdp(['build']), 0);
+    await rebuild(p, 1);
     const d = await sync(p, 0);
     expect(d).toMatchObject({ status: 'success', succeeded: { remove: 2 } });
     expect(calls().at(-1)).toBe('PATCH /composite/sobjects 200');
@@ -239,22 +182,14 @@ describe('the salesforce connector', () => {
 });
 
 describe('bad salesforce contracts (exit 2, file and key, nothing sent)', () => {
-  it.each([
+  suite.itRejects([
     ['a batch size above the bulk cap of 10000', [['batch_size: 200', 'batch_size: 10001']], /crm_salesforce\.yml:\d+ \(key `batch_size`\): `batch_size` 10001 is above the `salesforce` destination's cap of 10000/],
     ['a literal token', [[`'{{ env "CDP_SALESFORCE_TOKEN" }}'`, TOKEN]], /\(key `options\.access_token`\): `options\.access_token` must be an env reference/],
     ['an unset token variable', [['CDP_SALESFORCE_TOKEN', 'CDP_NO_SUCH_TOKEN']], /\(key `options\.access_token`\): `options\.access_token` names environment variable CDP_NO_SUCH_TOKEN, which is not set/],
     ['no external_id_field', [['  external_id_field: cdp_id__c\n', '']], /\(key `options\.external_id_field`\): `options\.external_id_field` is required/],
     ['a bad api_version', [['api_version: v60.0', 'api_version: "60"']], /\(key `options\.api_version`\): `options\.api_version` must be a REST API version such as v60\.0/],
     ['an unsupported mode', [['mode: mirror', 'mode: insert']], /\(key `mode`\)/],
-  ] as [string, [string, string][], RegExp][])('rejects %s', async (_name, edits, message) => {
-    const p = await setup(2, edits, 2);
-    for (const command of ['plan', 'sync']) {
-      const run = expectCode(await p.cdp([command]), 2);
-      expect(output(run)).toMatch(message);
-      expect(output(run)).not.toContain(TOKEN);
-    }
-    expect(sf.requests).toEqual([]);
-  });
+  ]);
 
   it('stops with a clear message, nothing sent, when `object` is not an sObject API name', async () => {
     const p = await setup(2, [['object: Contact', 'object: my-contacts']]);
@@ -267,31 +202,18 @@ describe('bad salesforce contracts (exit 2, file and key, nothing sent)', () => 
 
 /** The connector called directly: what the engine does not produce yet (erase, update mode). */
 describe('the salesforce connector, driven directly', () => {
-  const record = (key: string, fields: Record<string, unknown>, extra: Partial<OutboundRecord> = {}): OutboundRecord => ({
-    op: 'add',
-    key,
-    idempotencyKey: `ik-${key}`,
-    payloadHash: `h-${key}`,
-    payload: { cdp_id__c: `p${key}`, ...fields },
-    ...extra,
-  });
+  const record = (key: string, fields: Record<string, unknown>, extra: Partial<OutboundRecord> = {}): OutboundRecord =>
+    outbound(extra.op ?? 'add', key, { cdp_id__c: `p${key}`, ...fields }, extra);
 
-  async function open(mode: DestinationContext['mode'] = 'upsert', options: Record<string, unknown> = {}, object = 'Contact') {
-    const context: DestinationContext = {
-      destination: DEST,
-      object,
-      runId: 'run-1',
-      projectRoot: '/nonexistent',
-      options: { instance_url: sf.url, access_token: '{{ env "CDP_SALESFORCE_TOKEN" }}', external_id_field: 'cdp_id__c', ...options },
-      mode,
-    };
-    return salesforceDestination.open(context);
+  function open(mode: DestinationContext['mode'] = 'upsert', options: Record<string, unknown> = {}, object = 'Contact') {
+    const all = { instance_url: sf.url, access_token: '{{ env "CDP_SALESFORCE_TOKEN" }}', external_id_field: 'cdp_id__c', ...options };
+    return openConnector(salesforceDestination, all, { destination: 'crm_salesforce', object, mode });
   }
 
   const byKey = (results: RecordResult[]) => Object.fromEntries(results.map((r) => [r.key, r.ok ? { ok: true, ...(r.meta ? { meta: r.meta } : {}) } : { ok: false, reason: r.reason }]));
 
   it('erases what cdp sent: deletes records cdp created (by meta id), clears the mapped fields of any other (by meta id or looked-up Id), creates none', async () => {
-    sf = await new FakeSalesforce(TOKEN).start();
+    await suite.start();
     const id1 = sf.put('Contact', { cdp_id__c: 'p1', LastName: 'One', Email: 'one@example.com' });
     const id2 = sf.put('Contact', { cdp_id__c: 'P2', LastName: 'Two', Email: 'two@example.com', Phone: '555' }); // external ids match case-insensitively
     const id3 = sf.put('Contact', { cdp_id__c: 'p3', LastName: 'Three' });
@@ -324,7 +246,7 @@ describe('the salesforce connector, driven directly', () => {
   });
 
   it('keeps `created` only while upserts land on the record cdp created', async () => {
-    sf = await new FakeSalesforce(TOKEN).start();
+    await suite.start();
     const destination = await open();
     const [first] = await destination.send([record('1', { LastName: 'One' })]);
     const id1 = idOf('p1')!;
@@ -339,7 +261,7 @@ describe('the salesforce connector, driven directly', () => {
   });
 
   it('in update mode, updates by meta id or looked-up Id and rejects records Salesforce lacks, creating none', async () => {
-    sf = await new FakeSalesforce(TOKEN).start();
+    await suite.start();
     const id1 = sf.put('Contact', { cdp_id__c: 'p1', LastName: 'One' });
     sf.put('Contact', { cdp_id__c: 'p2', LastName: 'Two' });
     const id5 = sf.put('Contact', { cdp_id__c: 'p5', LastName: 'Five' });
@@ -370,7 +292,7 @@ describe('the salesforce connector, driven directly', () => {
   });
 
   it('rejects every row of a bulk job that ends Failed, with the job error, and sends nothing twice', async () => {
-    sf = await new FakeSalesforce(TOKEN).start();
+    await suite.start();
     sf.failNextJob('InvalidBatch : Field name not found : Score__c');
     const destination = await open(undefined, { bulk_threshold: 1, bulk_poll_interval_ms: 5 });
     const results = await destination.send([record('1', { Score__c: 1 }), record('2', { Score__c: null })]);
@@ -384,7 +306,7 @@ describe('the salesforce connector, driven directly', () => {
   });
 
   it('aborts a bulk job that outlives bulk_timeout_ms and stops (not a retryable error)', async () => {
-    sf = await new FakeSalesforce(TOKEN).start();
+    await suite.start();
     sf.inProgressPolls = 1000;
     const destination = await open(undefined, { bulk_threshold: 1, bulk_poll_interval_ms: 5, bulk_timeout_ms: 40 });
     const error = await destination.send([record('1', {}), record('2', {})]).catch((e: unknown) => e);
@@ -396,7 +318,7 @@ describe('the salesforce connector, driven directly', () => {
   });
 
   it('classifies answers: REQUEST_LIMIT_EXCEEDED is rate limiting, 401 auth, an unknown object stops', async () => {
-    sf = await new FakeSalesforce(TOKEN).start();
+    await suite.start();
     const destination = await open();
     sf.requestLimitNext(1).failNext(1, 401);
     await expect(destination.send([record('1', {})])).rejects.toMatchObject({ kind: 'rate_limited', status: 403, retryable: true });

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { ScriptedServer, type FakeResponse } from './scripted-server.js';
+import { ScriptedServer, jsonBody, type FakeResponse, type RecordedRequest, type Reply } from './scripted-server.js';
 
 /**
  * A local stand-in for the Braze REST API (../shared/reference/reverse-etl.md, Braze's "Track
@@ -10,15 +10,6 @@ import { ScriptedServer, type FakeResponse } from './scripted-server.js';
  * for objects scripted to fail, and can be scripted to fail: 429 with Retry-After and
  * X-RateLimit-* headers, 5xx, 401.
  */
-
-export interface RecordedRequest {
-  at: number;
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: any;
-  status: number;
-}
 
 export interface TrackedEvent {
   external_id: string;
@@ -46,36 +37,21 @@ export class FakeBraze extends ScriptedServer {
   }
 
   reset(): this {
-    this.failures = [];
-    this.invalid.clear();
-    return this;
+    return this.clearScript(this.invalid);
   }
 
   protected handle(method: string, path: string, headers: IncomingHttpHeaders, text: string): FakeResponse {
-    let body: any;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    const request: RecordedRequest = { at: performance.now(), method, path, headers, body, status: 0 };
-    this.requests.push(request);
-    const reply = (status: number, payload: unknown, extra: Record<string, string> = {}): FakeResponse => {
-      request.status = status;
-      return { status, headers: { 'content-type': 'application/json', ...extra }, body: JSON.stringify(payload) };
-    };
+    const body = jsonBody(text);
+    const { reply } = this.receive(this.requests, { method, path, headers, body }, 'application/json');
     if (headers['authorization'] !== `Bearer ${this.apiKey}`) return reply(401, { message: 'Invalid API key' });
-    const failure = this.nextFailure();
-    if (failure && failure.status !== 0) {
+    const failure = this.scriptedFailure();
+    if (failure) {
       if ('retryAfter' in failure) {
         // An empty retryAfter scripts a 429 with only X-RateLimit-Reset (epoch seconds), 2 s ahead.
         const limits = { 'x-ratelimit-limit': '3000', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(Math.ceil(Date.now() / 1000) + 2) };
         return reply(429, { message: 'Rate limit exceeded' }, failure.retryAfter === '' ? limits : { 'retry-after': failure.retryAfter, ...limits });
       }
-      if (failure.body !== undefined) {
-        request.status = failure.status;
-        return { status: failure.status, headers: { 'content-type': 'application/json' }, body: failure.body };
-      }
+      if (failure.body !== undefined) return reply(failure.status, failure.body);
       return reply(failure.status, { message: failure.status === 401 ? 'Invalid API key' : `scripted ${failure.status}` });
     }
     if (method !== 'POST') return reply(405, { message: 'Method Not Allowed' });
@@ -90,7 +66,7 @@ export class FakeBraze extends ScriptedServer {
     }
   }
 
-  private track(body: any, reply: (status: number, payload: unknown) => FakeResponse): FakeResponse {
+  private track(body: any, reply: Reply): FakeResponse {
     const attributes: any[] = body.attributes ?? [];
     const events: any[] = body.events ?? [];
     if (!Array.isArray(attributes) || !Array.isArray(events)) return reply(400, { message: 'Bad Request' });
@@ -124,7 +100,7 @@ export class FakeBraze extends ScriptedServer {
     return reply(201, errors.length > 0 ? { message: 'success', ...processed, errors } : { message: 'success', ...processed });
   }
 
-  private deleteUsers(body: any, reply: (status: number, payload: unknown) => FakeResponse): FakeResponse {
+  private deleteUsers(body: any, reply: Reply): FakeResponse {
     const ids: unknown = body.external_ids;
     if (!Array.isArray(ids) || ids.length === 0) return reply(400, { message: 'No external_ids, user_aliases, or braze_ids provided' });
     if (ids.length > 50) return reply(400, { message: 'The max number of external_ids and aliases per request was exceeded' });

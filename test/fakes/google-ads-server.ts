@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { ScriptedServer, type FakeResponse } from './scripted-server.js';
+import { ScriptedServer, jsonBody, type FakeResponse, type RecordedRequest, type Reply } from './scripted-server.js';
 
 /**
  * A local stand-in for Google Ads Customer Match through OfflineUserDataJobService (REST form,
@@ -21,14 +21,8 @@ import { ScriptedServer, type FakeResponse } from './scripted-server.js';
  * quotaErrorDetails.retryDelay. Every request and every job's operations are recorded.
  */
 
-export interface GoogleRequest {
-  at: number;
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
+export interface GoogleRequest extends RecordedRequest {
   raw: string;
-  body: any;
-  status: number;
 }
 
 export type JobStatus = 'PENDING' | 'RUNNING' | 'SUCCESS' | 'FAILED';
@@ -74,10 +68,8 @@ export class FakeGoogleAds extends ScriptedServer {
   }
 
   reset(): this {
-    this.failures = [];
-    this.refused.clear();
     this.failJobs = [];
-    return this;
+    return this.clearScript(this.refused);
   }
 
   sortedMembers(): string[] {
@@ -85,18 +77,8 @@ export class FakeGoogleAds extends ScriptedServer {
   }
 
   protected handle(method: string, path: string, headers: IncomingHttpHeaders, text: string): FakeResponse {
-    let body: any;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    const request: GoogleRequest = { at: performance.now(), method, path, headers, raw: text, body, status: 0 };
-    this.requests.push(request);
-    const reply = (status: number, payload: unknown, extra: Record<string, string> = {}): FakeResponse => {
-      request.status = status;
-      return { status, headers: { 'content-type': 'application/json; charset=UTF-8', ...extra }, body: JSON.stringify(payload) };
-    };
+    const body = jsonBody(text);
+    const { reply } = this.receive<GoogleRequest>(this.requests, { method, path, headers, raw: text, body }, 'application/json; charset=UTF-8');
     const failure = (code: number, status: string, message: string, errors: unknown[] = []) =>
       reply(code, { error: { code, message, status, details: errors.length ? [{ '@type': FAILURE_TYPE(this.version), errors, requestId: randomBytes(8).toString('hex') }] : [] } });
     const adsError = (errorCode: Record<string, string>, message: string, index?: number) => ({
@@ -106,8 +88,8 @@ export class FakeGoogleAds extends ScriptedServer {
     if (headers['authorization'] !== `Bearer ${this.accessToken}`) {
       return failure(401, 'UNAUTHENTICATED', 'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.');
     }
-    const scripted = this.nextFailure();
-    if (scripted && scripted.status !== 0) {
+    const scripted = this.scriptedFailure();
+    if (scripted) {
       if ('retryAfter' in scripted) {
         return failure(429, 'RESOURCE_EXHAUSTED', 'Too many requests. Retry in 1 seconds.', [{
           errorCode: { quotaError: 'RESOURCE_EXHAUSTED' },
@@ -115,10 +97,7 @@ export class FakeGoogleAds extends ScriptedServer {
           details: { quotaErrorDetails: { rateScope: 'DEVELOPER', rateName: 'Number of operations for basic access', retryDelay: `${scripted.retryAfter}s` } },
         }]);
       }
-      if (scripted.body !== undefined) {
-        request.status = scripted.status;
-        return { status: scripted.status, headers: { 'content-type': 'application/json' }, body: scripted.body };
-      }
+      if (scripted.body !== undefined) return reply(scripted.status, scripted.body, { 'content-type': 'application/json' });
       if (scripted.status === 401) return failure(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.', [adsError({ authenticationError: 'OAUTH_TOKEN_EXPIRED' }, 'OAuth token in the header has expired.')]);
       return failure(scripted.status, scripted.status === 503 ? 'UNAVAILABLE' : 'INTERNAL', 'Internal error encountered.', [adsError({ internalError: 'INTERNAL_ERROR' }, 'An internal error has occurred.')]);
     }
@@ -162,7 +141,7 @@ export class FakeGoogleAds extends ScriptedServer {
   private addOperations(
     job: FakeJob,
     body: any,
-    reply: (status: number, payload: unknown) => FakeResponse,
+    reply: Reply,
     failure: (code: number, status: string, message: string, errors?: unknown[]) => FakeResponse,
     adsError: (code: Record<string, string>, message: string, index?: number) => unknown,
   ): FakeResponse {

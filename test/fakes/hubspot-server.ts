@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { ScriptedServer, type FakeResponse } from './scripted-server.js';
+import { ScriptedServer, jsonBody, type FakeResponse, type RecordedRequest } from './scripted-server.js';
 
 /**
  * A local stand-in for HubSpot CRM v3 contacts (../shared/reference/reverse-etl.md), on loopback
@@ -12,15 +12,6 @@ import { ScriptedServer, type FakeResponse } from './scripted-server.js';
  * records every request, and can be scripted: 429 with HubSpot's RATE_LIMIT body and
  * Retry-After, 5xx, 401, and 207 per-record errors for given emails.
  */
-
-export interface RecordedRequest {
-  at: number;
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: any;
-  status: number;
-}
 
 export interface Contact {
   id: string;
@@ -58,9 +49,7 @@ export class FakeHubSpot extends ScriptedServer {
   }
 
   reset(): this {
-    this.failures = [];
-    this.rejected.clear();
-    return this;
+    return this.clearScript(this.rejected);
   }
 
   emails(): string[] {
@@ -68,24 +57,14 @@ export class FakeHubSpot extends ScriptedServer {
   }
 
   protected handle(method: string, path: string, headers: IncomingHttpHeaders, text: string): FakeResponse {
-    let body: any;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    const request: RecordedRequest = { at: performance.now(), method, path, headers, body, status: 0 };
-    this.requests.push(request);
-    const reply = (status: number, payload?: unknown, extra: Record<string, string> = {}) => {
-      request.status = status;
-      return { status, headers: { 'content-type': 'application/json;charset=utf-8', ...extra }, body: payload === undefined ? '' : JSON.stringify(payload) };
-    };
+    const body = jsonBody(text);
+    const { reply } = this.receive(this.requests, { method, path, headers, body }, 'application/json;charset=utf-8');
     const error = (status: number, category: string, message: string) => reply(status, { status: 'error', message, correlationId: randomUUID(), category });
     if (headers['authorization'] !== `Bearer ${this.token}`) {
       return error(401, 'INVALID_AUTHENTICATION', 'Authentication credentials not found. This API supports OAuth 2.0 authentication.');
     }
-    const failure = this.nextFailure();
-    if (failure && failure.status !== 0) {
+    const failure = this.scriptedFailure();
+    if (failure) {
       if ('retryAfter' in failure) {
         return reply(429, {
           status: 'error',
@@ -96,10 +75,7 @@ export class FakeHubSpot extends ScriptedServer {
           requestId: randomUUID(),
         }, { 'retry-after': failure.retryAfter, 'x-hubspot-ratelimit-max': '100', 'x-hubspot-ratelimit-remaining': '0', 'x-hubspot-ratelimit-interval-milliseconds': '10000' });
       }
-      if (failure.body !== undefined) {
-        request.status = failure.status;
-        return { status: failure.status, headers: { 'content-type': 'application/json' }, body: failure.body };
-      }
+      if (failure.body !== undefined) return reply(failure.status, failure.body, { 'content-type': 'application/json' });
       return error(failure.status, failure.status === 401 ? 'EXPIRED_AUTHENTICATION' : 'INTERNAL_ERROR', `scripted ${failure.status}`);
     }
     if (method !== 'POST') return error(405, 'VALIDATION_ERROR', 'method not allowed');

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { ScriptedServer, type FakeResponse } from './scripted-server.js';
+import { ScriptedServer, jsonBody, type FakeResponse, type RecordedRequest as JsonRequest, type Reply } from './scripted-server.js';
 
 /**
  * Request validation against Klaviyo's OpenAPI documents (../shared/specs/klaviyo, MIT, read in
@@ -104,13 +104,7 @@ function problem(e: ErrorObject): SpecProblem {
  * be scripted: 429 with Klaviyo's `throttled` body and Retry-After, 5xx, 401.
  */
 
-export interface RecordedRequest {
-  at: number;
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: any;
-  status: number;
+export interface RecordedRequest extends JsonRequest {
   /** Where the body breaks the operation's schema (empty when valid; undefined when not checked). */
   specProblems?: SpecProblem[];
 }
@@ -161,9 +155,7 @@ export class FakeKlaviyo extends ScriptedServer {
   }
 
   reset(): this {
-    this.failures = [];
-    this.invalidEmails.clear();
-    return this;
+    return this.clearScript(this.invalidEmails);
   }
 
   byEmail(email: string): KlaviyoProfile | undefined {
@@ -172,33 +164,21 @@ export class FakeKlaviyo extends ScriptedServer {
 
   protected handle(method: string, url: string, headers: IncomingHttpHeaders, text: string): FakeResponse {
     const { pathname, searchParams } = new URL(url, 'http://fake');
-    let body: any;
-    try {
-      body = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    const request: RecordedRequest = { at: performance.now(), method, path: pathname + (searchParams.size ? `?${searchParams}` : ''), headers, body, status: 0 };
-    this.requests.push(request);
-    const reply = (status: number, payload?: unknown, extra: Record<string, string> = {}): FakeResponse => {
-      request.status = status;
-      return { status, headers: { 'content-type': 'application/vnd.api+json', ...extra }, body: payload === undefined ? '' : JSON.stringify(payload) };
-    };
+    const body = jsonBody(text);
+    const path = pathname + (searchParams.size ? `?${searchParams}` : '');
+    const { request, reply } = this.receive<RecordedRequest>(this.requests, { method, path, headers, body }, 'application/vnd.api+json');
     const error = (status: number, code: string, title: string, detail: string, pointer = '/data/', extra: Record<string, string> = {}) =>
       reply(status, { errors: [{ id: randomUUID(), status, code, title, detail, source: { pointer } }] }, extra);
 
     const auth = String(headers['authorization'] ?? '');
     if (!auth.startsWith('Klaviyo-API-Key ')) return error(401, 'not_authenticated', 'Authentication credentials were not provided.', 'Missing or invalid authorization scheme. Please use Klaviyo-API-Key.');
     if (auth !== `Klaviyo-API-Key ${this.apiKey}`) return error(401, 'authentication_failed', 'Incorrect authentication credentials.', 'The API key specified is invalid.');
-    const failure = this.nextFailure();
-    if (failure && failure.status !== 0) {
+    const failure = this.scriptedFailure();
+    if (failure) {
       if ('retryAfter' in failure) {
         return error(429, 'throttled', 'Request was throttled.', `Request was throttled. Expected available in ${failure.retryAfter} second.`, '/data/', { 'retry-after': failure.retryAfter });
       }
-      if (failure.body !== undefined) {
-        request.status = failure.status;
-        return { status: failure.status, headers: { 'content-type': 'application/vnd.api+json' }, body: failure.body };
-      }
+      if (failure.body !== undefined) return reply(failure.status, failure.body);
       return failure.status === 401
         ? error(401, 'authentication_failed', 'Incorrect authentication credentials.', 'The API key specified is invalid.')
         : error(failure.status, 'error', 'A server error occurred.', `scripted ${failure.status}`);
@@ -248,7 +228,7 @@ export class FakeKlaviyo extends ScriptedServer {
     return error(404, 'not_found', 'Not found.', `No route ${method} ${pathname}.`);
   }
 
-  private createJob(body: any, text: string, reply: (status: number, payload?: unknown) => FakeResponse, error: (status: number, code: string, title: string, detail: string, pointer?: string) => FakeResponse): FakeResponse {
+  private createJob(body: any, text: string, reply: Reply, error: (status: number, code: string, title: string, detail: string, pointer?: string) => FakeResponse): FakeResponse {
     const profiles: any[] = body.data.attributes.profiles.data;
     if (profiles.length > 10_000) return error(400, 'invalid', 'Invalid input.', 'A bulk import job accepts at most 10,000 profiles.', '/data/attributes/profiles/data');
     if (Buffer.byteLength(text) > 5_000_000) return error(413, 'request_too_large', 'Request too large.', 'The maximum allowed payload size is 5MB.');

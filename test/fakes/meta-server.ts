@@ -56,10 +56,8 @@ export class FakeMeta extends ScriptedServer {
   }
 
   reset(): this {
-    this.failures = [];
-    this.invalid.clear();
     this.applyThenFail = 0;
-    return this;
+    return this.clearScript(this.invalid);
   }
 
   /** Current members: one schema key → value map per member. */
@@ -80,28 +78,20 @@ export class FakeMeta extends ScriptedServer {
     } catch {
       payload = undefined;
     }
-    const request: MetaRequest = { at: performance.now(), method, path, headers, raw: text, payload, accessToken: form.get('access_token') ?? undefined, status: 0 };
-    this.requests.push(request);
-    const reply = (status: number, body: unknown, extra: Record<string, string> = {}): FakeResponse => {
-      request.status = status;
-      return { status, headers: { 'content-type': 'application/json; charset=UTF-8', ...extra }, body: JSON.stringify(body) };
-    };
+    const { request, reply } = this.receive<MetaRequest>(this.requests, { method, path, headers, raw: text, payload, accessToken: form.get('access_token') ?? undefined }, 'application/json; charset=UTF-8');
     const error = (status: number, code: number, message: string, type = 'OAuthException', subcode?: number, extra: Record<string, string> = {}) =>
       reply(status, { error: { message, type, code, ...(subcode ? { error_subcode: subcode } : {}), fbtrace_id: randomBytes(8).toString('base64url') } }, extra);
 
     if (request.accessToken === undefined) return error(400, 104, 'An access token is required to request this resource.');
     if (request.accessToken !== this.token) return error(400, 190, 'Invalid OAuth access token - Cannot parse access token', 'OAuthException', 463);
-    const failure = this.nextFailure();
-    if (failure && failure.status !== 0) {
+    const failure = this.scriptedFailure();
+    if (failure) {
       if ('retryAfter' in failure) {
         const usage = { '1234567890': [{ type: 'custom_audience', call_count: 100, total_cputime: 25, total_time: 25, estimated_time_to_regain_access: this.regainMinutes }] };
         return error(400, 80003, 'There have been too many calls to this ad-account. Wait a bit and try again.', 'OAuthException', 2446079, { 'x-business-use-case-usage': JSON.stringify(usage) });
       }
       if (failure.status === 401 || failure.status === 190) return error(400, 190, 'Error validating access token: Session has expired.', 'OAuthException', 463);
-      if (failure.body !== undefined) {
-        request.status = failure.status;
-        return { status: failure.status, headers: { 'content-type': 'application/json' }, body: failure.body };
-      }
+      if (failure.body !== undefined) return reply(failure.status, failure.body, { 'content-type': 'application/json' });
       return error(failure.status, 2, 'An unexpected error has occurred. Please retry your request later.', 'OAuthException');
     }
     const route = /^\/(v\d+\.\d+)\/(\d+)\/users$/.exec(path);

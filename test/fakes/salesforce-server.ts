@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { ScriptedServer, type FakeResponse } from './scripted-server.js';
+import { ScriptedServer, jsonBody, type FakeResponse, type RecordedRequest as JsonRequest, type Reply } from './scripted-server.js';
 
 /**
  * A local stand-in for the Salesforce REST API (../shared/reference/reverse-etl.md §3), on
@@ -13,16 +13,12 @@ import { ScriptedServer, type FakeResponse } from './scripted-server.js';
  * errors for given external id values, a failed bulk job, and answers lost after processing.
  */
 
-export interface RecordedRequest {
-  at: number;
-  method: string;
+export interface RecordedRequest extends JsonRequest {
   /** Below /services/data/vXX.X, without the query string. */
   path: string;
   query: URLSearchParams;
-  headers: IncomingHttpHeaders;
   /** Parsed JSON, or the raw text (CSV uploads). */
   body: any;
-  status: number;
 }
 
 export interface SfRecord {
@@ -99,11 +95,9 @@ export class FakeSalesforce extends ScriptedServer {
   }
 
   reset(): this {
-    this.failures = [];
-    this.rejected.clear();
     this.failJobWith = undefined;
     this.answersToLose = 0;
-    return this;
+    return this.clearScript(this.rejected);
   }
 
   /** Live records of `type`, as `{externalId → fields}` for one field. */
@@ -126,25 +120,17 @@ export class FakeSalesforce extends ScriptedServer {
     const url = new URL(rawPath, 'http://fake');
     const prefix = `/services/data/${this.version}`;
     const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : url.pathname;
-    let body: any = text;
-    try {
-      body = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      // CSV uploads stay text.
-    }
-    const request: RecordedRequest = { at: performance.now(), method, path, query: url.searchParams, headers, body, status: 0 };
-    this.requests.push(request);
-    const limit = { 'sforce-limit-info': `api-usage=${this.requests.length}/15000` };
-    const reply = (status: number, payload?: unknown, type = 'application/json;charset=UTF-8', extra: Record<string, string> = {}): FakeResponse => {
-      request.status = status;
-      return { status, headers: { 'content-type': type, ...limit, ...extra }, body: payload === undefined ? '' : typeof payload === 'string' ? payload : JSON.stringify(payload) };
-    };
+    const parsed = jsonBody(text);
+    // CSV uploads stay text.
+    const body = parsed === undefined && text !== '' ? text : parsed;
+    const limit = { 'sforce-limit-info': `api-usage=${this.requests.length + 1}/15000` };
+    const { reply } = this.receive<RecordedRequest>(this.requests, { method, path, query: url.searchParams, headers, body }, 'application/json;charset=UTF-8', limit);
     const error = (status: number, errorCode: string, message: string) => reply(status, [{ message, errorCode }]);
 
     if (headers['authorization'] !== `Bearer ${this.token}`) return error(401, 'INVALID_SESSION_ID', 'Session expired or invalid');
-    const failure = this.nextFailure();
-    if (failure && failure.status !== 0) {
-      if ('retryAfter' in failure) return reply(429, [{ message: 'ConcurrentPerOrgLongTxn Limit exceeded.', errorCode: 'REQUEST_LIMIT_EXCEEDED' }], undefined, { 'retry-after': failure.retryAfter });
+    const failure = this.scriptedFailure();
+    if (failure) {
+      if ('retryAfter' in failure) return reply(429, [{ message: 'ConcurrentPerOrgLongTxn Limit exceeded.', errorCode: 'REQUEST_LIMIT_EXCEEDED' }], { 'retry-after': failure.retryAfter });
       if (failure.body !== undefined) return reply(failure.status, failure.body);
       if (failure.status === 401) return error(401, 'INVALID_SESSION_ID', 'Session expired or invalid');
       return error(failure.status, failure.status === 503 ? 'SERVER_UNAVAILABLE' : 'UNKNOWN_EXCEPTION', `scripted ${failure.status}`);
@@ -164,7 +150,7 @@ export class FakeSalesforce extends ScriptedServer {
     query: URLSearchParams,
     headers: IncomingHttpHeaders,
     body: any,
-    reply: (status: number, payload?: unknown, type?: string) => FakeResponse,
+    reply: Reply,
     error: (status: number, errorCode: string, message: string) => FakeResponse,
   ): FakeResponse {
     const tooMany = () => error(400, 'EXCEEDED_ID_LIMIT', 'record limit reached. cannot submit more than 200 records into this call');
@@ -222,7 +208,7 @@ export class FakeSalesforce extends ScriptedServer {
       }
       if (method === 'GET' && sub) {
         if (!['JobComplete', 'Failed', 'Aborted'].includes(job.state)) return error(409, 'INVALIDJOBSTATE', `job ${job.state} has no results yet`);
-        return reply(200, sub === '/successfulResults' ? job.successful : job.failed, 'text/csv');
+        return reply(200, sub === '/successfulResults' ? job.successful : job.failed, { 'content-type': 'text/csv' });
       }
     }
     return error(404, 'NOT_FOUND', 'The requested resource does not exist');
@@ -269,7 +255,7 @@ export class FakeSalesforce extends ScriptedServer {
   }
 
   /** Only the lookup the connector makes: `SELECT Id, F FROM O WHERE F IN (literals)`. */
-  private query(soql: string, reply: (status: number, payload?: unknown) => FakeResponse, error: (status: number, errorCode: string, message: string) => FakeResponse): FakeResponse {
+  private query(soql: string, reply: Reply, error: (status: number, errorCode: string, message: string) => FakeResponse): FakeResponse {
     const m = /^SELECT Id, (\w+) FROM (\w+) WHERE (\w+) IN \((.*)\)$/s.exec(soql);
     if (!m || m[1] !== m[3]) return error(400, 'MALFORMED_QUERY', `unsupported query: ${soql}`);
     const [, field, type, , list] = m as unknown as [string, string, string, string, string];

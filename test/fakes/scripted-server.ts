@@ -10,6 +10,32 @@ export interface FakeResponse {
   body: string;
 }
 
+/** A request a fake received, as the JSON fakes record it; `status` is what it answered. */
+export interface RecordedRequest {
+  at: number;
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** The parsed JSON body (undefined when empty or not JSON). */
+  body: any;
+  status: number;
+}
+
+/**
+ * Answers a recorded request: `payload` as JSON (a string as it is: CSV, a scripted body; nothing
+ * when undefined), with the fake's content type unless `extra` overrides it.
+ */
+export type Reply = (status: number, payload?: unknown, extra?: Record<string, string>) => FakeResponse;
+
+/** A request body as JSON: undefined when empty or not JSON. */
+export function jsonBody(text: string): any {
+  try {
+    return text === '' ? undefined : JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * What the fake destination servers share: a loopback HTTP server, optional latency with an
  * in-flight count (to observe concurrency), and a queue of scripted failures. Subclasses answer
@@ -75,5 +101,34 @@ export abstract class ScriptedServer {
 
   protected nextFailure(): Failure | undefined {
     return this.failures.shift();
+  }
+
+  /** Drops the scripted failures and clears the fake's other scripted answers (per-record rejections, …): a `reset()`. */
+  protected clearScript(...scripted: { clear(): void }[]): this {
+    this.failures = [];
+    for (const s of scripted) s.clear();
+    return this;
+  }
+
+  /** The next scripted failure, unless it is a pass (or there is none). */
+  protected scriptedFailure(): Failure | undefined {
+    const failure = this.nextFailure();
+    return failure && failure.status !== 0 ? failure : undefined;
+  }
+
+  /**
+   * Records a request in `log` (stamped with the time, status 0 until answered) and gives the
+   * `reply` that answers it: every reply stamps its status on the record. `common` headers go on
+   * every answer.
+   */
+  protected receive<R extends { at: number; status: number }>(log: R[], fields: Omit<R, 'at' | 'status'>, contentType: string, common: Record<string, string> = {}): { request: R; reply: Reply } {
+    const request = { at: performance.now(), ...fields, status: 0 } as R;
+    log.push(request);
+    const reply: Reply = (status, payload, extra = {}) => {
+      request.status = status;
+      const body = payload === undefined ? '' : typeof payload === 'string' ? payload : JSON.stringify(payload);
+      return { status, headers: { 'content-type': contentType, ...common, ...extra }, body };
+    };
+    return { request, reply };
   }
 }
