@@ -83,6 +83,11 @@ export interface DestinationContext {
 export interface OptionProblem {
   key: string;
   message: string;
+  /**
+   * A credential's environment variable is not set: fatal for `cdp plan` and `cdp sync`, which
+   * connect, but not for compile, build or ls, which must work without a destination's secrets.
+   */
+  credentialUnset?: true;
 }
 
 export interface DestinationType {

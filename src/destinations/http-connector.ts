@@ -62,7 +62,7 @@ export function secretProblems(options: Record<string, unknown>, key: string, wh
   if (value === undefined) return [{ key, message: `is required: ${what}, as an env reference {{ env "NAME" }}` }];
   const name = envReference(value);
   if (name === undefined) return [{ key, message: `must be an env reference such as {{ env "${exampleName}" }}, not a literal value: secrets do not belong in contracts` }];
-  return resolveSecret(value) === undefined ? [{ key, message: `names environment variable ${name}, which is not set` }] : [];
+  return resolveSecret(value) === undefined ? [{ key, message: `names environment variable ${name}, which is not set`, credentialUnset: true }] : [];
 }
 
 /** An optional whole-number option of at least 1; `unit` goes in the message. */

@@ -88,9 +88,10 @@ export function destinationFiles(dir: string): string[] {
 }
 
 /** Every contract of the project, validated against the DAG and the connectors' capabilities. */
+/** For plan and sync, which connect: every credential's env var must be set. */
 export function loadContracts(projectRoot: string, dag: Dag, projectName: string): Contract[] {
   const dir = destinationsDirOf(projectRoot);
-  const contracts = (dir ? destinationFiles(dir) : []).map((file) => loadContract(YamlValue.read(file), dag, projectName));
+  const contracts = (dir ? destinationFiles(dir) : []).map((file) => loadContract(YamlValue.read(file), dag, projectName, { credentials: true }));
   const seen = new Map<string, string>();
   for (const c of contracts) {
     const other = seen.get(c.name);
@@ -115,7 +116,8 @@ function relationOf(dag: Dag, projectName: string, name: string): { relation: Re
   return undefined;
 }
 
-export function loadContract(doc: YamlValue, dag: Dag, projectName: string): Contract {
+/** `credentials`: unset credential env vars are errors (plan, sync); compile-time loading leaves them to those. */
+export function loadContract(doc: YamlValue, dag: Dag, projectName: string, { credentials }: { credentials: boolean }): Contract {
   doc.onlyKeys(KEYS);
   const name = doc.child('name').string();
   if (!NAME.test(name)) throw doc.child('name').error('destination-name', `\`name\` must be letters, digits and _, got ${JSON.stringify(name)}`);
@@ -170,7 +172,7 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string): Con
   const optionsValue = doc.child('options');
   if (optionsValue.exists && !optionsValue.isMap()) throw optionsValue.error('expected-map', '`options` must be a mapping');
   const options = (optionsValue.exists ? optionsValue.value : {}) as Record<string, unknown>;
-  const problem = connector.validateOptions(options)[0];
+  const problem = connector.validateOptions(options).find((p) => credentials || !p.credentialUnset);
   if (problem) throw optionsValue.child(problem.key).error('destination-option', `\`options.${problem.key}\` ${problem.message}`);
 
   return {

@@ -47,7 +47,7 @@ export function destinationNodes(projectRoot: string, dag: Dag, projectName: str
     let contract: Contract;
     let text: string;
     try {
-      contract = loadContract(YamlValue.read(file), dag, projectName);
+      contract = loadContract(YamlValue.read(file), dag, projectName, { credentials: false });
       text = readFileSync(file, 'utf8');
     } catch (error) {
       result.problems.push(error as CdpError);
