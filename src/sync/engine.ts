@@ -8,8 +8,22 @@ import type { PrivacyKey } from '../privacy/key.js';
 import type { Contract } from './contract.js';
 import { deliverer, DestinationStopped } from './delivery.js';
 import { acquireLock, lockHolder, releaseLock } from './lock.js';
-import { planWithDiff, type Op, type OpCounts } from './plan.js';
-import { createStateSql, STATE_COLUMNS, stateRelation, type StateTable } from './sql.js';
+import { planSize, preflight, summarizePlan, type Op, type OpCounts } from './plan.js';
+import {
+  createStateSql,
+  diffSql,
+  markInDoubtSql,
+  materializePlanSql,
+  PENDING_WINDOW,
+  pendingSql,
+  planRowsSql,
+  prunePlansSql,
+  quarantinedPredicate,
+  snapshotInsertSql,
+  STATE_COLUMNS,
+  stateRelation,
+  type StateTable,
+} from './sql.js';
 
 export interface RecordRejection {
   primary_key: string;
@@ -109,16 +123,23 @@ export async function syncDestination(
   try {
     // Runs of this destination that never finished were killed: the lock is ours now, so say so.
     await writer.execute(`UPDATE ${rel('runs')} SET status = 'aborted', finished_at = ${d.currentTimestamp()} WHERE destination = ${dest} AND status = 'running'`);
-    const { plan, diff } = await planWithDiff(writer, d, contract, options.privacyKey);
+    const inputs = await preflight(writer, d, contract, options.privacyKey);
+    // The run row first (its counts are filled in below), so plan rows never outlive their run
+    // row, even when a crash interrupts the materialisation: pruning finds every run's plan.
+    await writer.execute(`INSERT INTO ${rel('runs')} (run_id, destination, status, started_at, planned_add, planned_change, planned_remove, succeeded_add, succeeded_change, succeeded_remove, failed_add, failed_change, failed_remove, excluded_consent, mapping_hash)
+      VALUES (${run}, ${dest}, 'running', ${d.currentTimestamp()}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ${d.literal(contract.mappingHash)})`);
+    runRecorded = true;
+    // The run's plan, materialised once: the audit record, what the delivery loop reads, and
+    // where acknowledged records are copied into the snapshot from. Counted from there, so the
+    // diff runs once per sync.
+    await writer.execute(materializePlanSql(d, contract, options.runId, diffSql(d, contract, inputs)));
+    const plan = await summarizePlan(writer, d, contract, planRowsSql(d, contract, options.runId), { samples: false });
+    const lastSeq = planSize(plan);
     result.planned = { ...plan.planned };
     result.removed_for_consent = plan.removed_for_consent;
     result.rejected_before_sending = { ...plan.rejected };
-    await writer.execute(`INSERT INTO ${rel('runs')} (run_id, destination, status, started_at, planned_add, planned_change, planned_remove, succeeded_add, succeeded_change, succeeded_remove, failed_add, failed_change, failed_remove, excluded_consent, mapping_hash)
-      VALUES (${run}, ${dest}, 'running', ${d.currentTimestamp()}, ${plan.planned.add}, ${plan.planned.change}, ${plan.planned.remove}, 0, 0, 0, 0, 0, 0, ${plan.rejected.consent}, ${d.literal(contract.mappingHash)})`);
-    runRecorded = true;
-    // The run's plan, materialised: the audit record, and what the delivery loop streams.
-    await writer.execute(`INSERT INTO ${rel('plans')} (run_id, destination, op, primary_key, payload, payload_hash, reason, send, profile_id, revoked_at)
-      SELECT ${run}, ${dest}, op, primary_key, payload, payload_hash, reason, send, profile_id, revoked_at FROM (\n${diff}\n) AS diff`);
+    await writer.execute(`UPDATE ${rel('runs')} SET planned_add = ${plan.planned.add}, planned_change = ${plan.planned.change}, planned_remove = ${plan.planned.remove}, excluded_consent = ${plan.rejected.consent}
+      WHERE run_id = ${run} AND destination = ${dest}`);
 
     const guarded = contract.connector.capabilities.deduplicates === false;
     if (guarded) {
@@ -129,9 +150,7 @@ export async function syncDestination(
     }
 
     // Quarantined records (same op and payload as when quarantined) are not sent again.
-    const quarantined = `EXISTS (SELECT 1 FROM ${rel('rejections')} AS q WHERE q.destination = ${dest} AND q.primary_key = p.primary_key AND q.op = p.op AND q.payload_hash = p.payload_hash AND q.status = 'quarantined')`;
-    const planned = `FROM ${rel('plans')} AS p WHERE p.run_id = ${run} AND p.destination = ${dest} AND p.send`;
-    for (const row of await writer.query(`SELECT p.op, COUNT(*) AS n ${planned} AND ${quarantined} GROUP BY p.op`)) {
+    for (const row of await writer.query(`SELECT p.op, COUNT(*) AS n FROM ${rel('plans')} AS p WHERE p.run_id = ${run} AND p.destination = ${dest} AND p.send AND ${quarantinedPredicate(d, contract)} GROUP BY p.op`)) {
       const n = Number(row['n']);
       result.planned[String(row['op']) as Op] -= n;
       result.quarantined += n;
@@ -139,29 +158,35 @@ export async function syncDestination(
     const total = result.planned.add + result.planned.change + result.planned.remove;
     if (total > 0) {
       connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, mode: contract.mode, options: contract.options });
-      // The connector gets back what it kept per record (RecordMeta) with the last acknowledgement.
-      const pending = `SELECT p.op, p.primary_key, p.payload, p.payload_hash, p.reason, p.profile_id, p.revoked_at, s.meta FROM ${rel('plans')} AS p
-        LEFT JOIN ${rel('snapshots')} AS s ON s.destination = p.destination AND s.primary_key = p.primary_key
-        WHERE p.run_id = ${run} AND p.destination = ${dest} AND p.send AND NOT ${quarantined} ORDER BY p.op, p.primary_key`;
       const delivery = deliverer(connector, contract.delivery, !guarded);
+      // What the engine keeps per record until its outcome is committed.
       const raw = new Map<OutboundRecord, PlannedRow>();
       let done = 0;
-      // Commits are serialised on the writer session: one transaction per acknowledged (sub-)batch.
-      let commits: Promise<unknown> = Promise.resolve();
-      const acknowledge = (batch: OutboundRecord[], results: RecordResult[]): Promise<void> => {
-        const next = commits.then(async () => {
-          await commitBatch(writer, d, contract, options.runId, batch, results, result, raw);
-          done += batch.length;
-          options.onBatch?.(done, total);
-        });
-        commits = next.catch(() => undefined);
-        return next.catch((error: unknown) => {
-          throw new WarehouseFailure(error);
-        });
-      };
-      const inFlight = new Set<Promise<void>>();
+      // The writer session runs one job at a time, never interleaving two transactions.
+      const write = serialWriter(async (jobs) => {
+        if (jobs[0]!.kind === 'mark') {
+          await writer.execute(markInDoubtSql(d, contract, options.runId, jobs[0]!.seqs));
+          return;
+        }
+        const parts = jobs.filter((j): j is AckJob => j.kind === 'ack');
+        await commitBatch(writer, d, contract, options.runId, parts, result, raw);
+        for (const part of parts) done += part.batch.length;
+        options.onBatch?.(done, total);
+      });
+      // A batch holds its send slot until its outcome is committed, so a crash leaves at most
+      // `concurrency` batches sent but not committed: what a rerun may send again.
+      const acknowledge = (batch: OutboundRecord[], results: RecordResult[]): Promise<void> =>
+        write({ kind: 'ack', batch, results }).then(
+          () => {
+            for (const r of batch) raw.delete(r);
+          },
+          (error: unknown) => {
+            throw new WarehouseFailure(error);
+          },
+        );
       let fatal: unknown;
-      for await (const rows of reader.stream(pending, contract.batchSize)) {
+      const inFlight = new Set<Promise<void>>();
+      for await (const rows of pendingBatches(reader, d, contract, options.runId, lastSeq)) {
         const batch = rows.map((row) => {
           const record = toRecord(contract, row);
           raw.set(record, plannedRow(row));
@@ -169,28 +194,19 @@ export async function syncDestination(
         });
         // Before a non-deduplicating destination sees a batch, its records are marked in doubt
         // (committed); the commit of their outcome clears the marks.
-        if (guarded) {
-          // Serialised with the commits: the writer session must never interleave two transactions.
-          const marking = commits.then(() => markInDoubt(writer, d, contract, options.runId, batch));
-          commits = marking.catch(() => undefined);
-          await marking;
-        }
+        if (guarded) await write({ kind: 'mark', seqs: batch.map((r) => raw.get(r)!.seq) });
         const sending: Promise<void> = delivery
           .deliver(batch, acknowledge)
           .catch((error: unknown) => {
             fatal ??= error;
             delivery.stop();
           })
-          .finally(() => {
-            inFlight.delete(sending);
-            for (const r of batch) raw.delete(r);
-          });
+          .finally(() => inFlight.delete(sending));
         inFlight.add(sending);
         while (inFlight.size >= contract.delivery.concurrency) await Promise.race(inFlight);
         if (fatal !== undefined) break;
       }
       await Promise.all(inFlight);
-      await commits;
       if (fatal instanceof WarehouseFailure) throw fatal.cause;
       if (fatal !== undefined) {
         // Nothing more is sent; what was acknowledged is committed: stop cleanly, state intact.
@@ -223,6 +239,9 @@ export async function syncDestination(
         failed_add = ${c('failed', 'add')}, failed_change = ${c('failed', 'change')}, failed_remove = ${c('failed', 'remove')},
         message = ${d.literal(result.message ?? null)}
         WHERE run_id = ${run} AND destination = ${dest}`).catch(() => undefined);
+      // Housekeeping, still under the lock: plans of runs older than the last completed ones
+      // (docs/destinations.md). A failure here loses nothing; the next sync prunes again.
+      await writer.execute(prunePlansSql(d, db, contract.name)).catch(() => undefined);
     }
     await releaseLock(writer, d, db, contract.name, holder).catch(() => undefined);
   }
@@ -244,16 +263,66 @@ async function holdInDoubt(writer: Session, d: Dialect, contract: Contract, opti
   return rows.map((row) => [String(row['op']) as Op, Number(row['n'])]);
 }
 
-async function markInDoubt(writer: Session, d: Dialect, contract: Contract, runId: string, batch: OutboundRecord[]): Promise<void> {
-  await writer.execute(`INSERT INTO ${d.quoteRelation(stateRelation(contract.relation.database, 'in_doubt'))} (destination, primary_key, payload_hash, run_id, marked_at) VALUES\n${batch
-    .map((r) => `(${d.literal(contract.name)}, ${d.literal(r.key)}, ${d.literal(r.payloadHash)}, ${d.literal(runId)}, ${d.currentTimestamp()})`)
-    .join(',\n')}`);
+/**
+ * The run's records still to send, in send order, in batches of the contract's size. Read in
+ * windows of PENDING_WINDOW plan rows (by seq): the warehouse sorts and holds one window, not the
+ * whole plan, and Node one batch of it at a time (plus the batches in flight).
+ */
+async function* pendingBatches(reader: Session, d: Dialect, contract: Contract, runId: string, lastSeq: number): AsyncIterable<Row[]> {
+  let pending: Row[] = [];
+  for (let from = 1; from <= lastSeq; from += PENDING_WINDOW) {
+    for await (const rows of reader.stream(pendingSql(d, contract, runId, from, from + PENDING_WINDOW), contract.batchSize)) {
+      // A window's last batch is usually short: topped up from the next window.
+      pending = pending.length === 0 ? rows : pending.concat(rows);
+      while (pending.length >= contract.batchSize) {
+        yield pending.slice(0, contract.batchSize);
+        pending = pending.slice(contract.batchSize);
+      }
+    }
+  }
+  if (pending.length > 0) yield pending;
+}
+
+type AckJob = { kind: 'ack' } & Acknowledged;
+/** Work for the writer session: marking a batch in doubt before it is sent, or committing acknowledged batches. */
+type WriterJob = { kind: 'mark'; seqs: number[] } | AckJob;
+
+/**
+ * Runs the writer's jobs one at a time, in order. Acknowledgements that queued up while the
+ * previous job ran are committed together, in one transaction (group commit): each still commits
+ * as soon as the writer is free, and only acknowledged records, so state advances per
+ * acknowledged batch, but a slow commit no longer holds back the batches behind it one by one.
+ * (At most `delivery.concurrency` batches are in flight, so a group is at most that many.)
+ */
+function serialWriter(run: (jobs: WriterJob[]) => Promise<void>): (job: WriterJob) => Promise<void> {
+  const queue: { job: WriterJob; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  let running = false;
+  const drain = async () => {
+    running = true;
+    while (queue.length > 0) {
+      let n = 1;
+      if (queue[0]!.job.kind === 'ack') while (n < queue.length && queue[n]!.job.kind === 'ack') n++;
+      const group = queue.splice(0, n);
+      try {
+        await run(group.map((q) => q.job));
+        for (const q of group) q.resolve();
+      } catch (error) {
+        for (const q of group) q.reject(error);
+      }
+    }
+    running = false;
+  };
+  return (job) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ job, resolve, reject });
+      if (!running) void drain();
+    });
 }
 
 /** What the engine keeps about each record in flight, beyond what the connector sees. */
 interface PlannedRow {
-  /** The canonical payload text, stored as the snapshot when acknowledged. */
-  payload: string;
+  /** The record's row in the run's plan (cdp_sync.plans.seq): where its snapshot row is copied from. */
+  seq: number;
   profileId: string | null;
   reason: string | null;
   /** For removals for lost consent: when consent was revoked (a timestamp as the warehouse returns it). */
@@ -262,7 +331,7 @@ interface PlannedRow {
 
 function plannedRow(row: Row): PlannedRow {
   const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
-  return { payload: String(row['payload']), profileId: text(row['profile_id']), reason: text(row['reason']), revokedAt: row['revoked_at'] ?? null };
+  return { seq: Number(row['seq']), profileId: text(row['profile_id']), reason: text(row['reason']), revokedAt: row['revoked_at'] ?? null };
 }
 
 /**
@@ -330,14 +399,23 @@ function toRecord(contract: Contract, row: Row): OutboundRecord {
   return record;
 }
 
-/** Advances the snapshot for exactly the acknowledged records, and stores the rejections, in one transaction. */
+/** A (sub-)batch the destination answered, with its per-record results. */
+interface Acknowledged {
+  batch: OutboundRecord[];
+  results: RecordResult[];
+}
+
+/**
+ * Advances the snapshot for exactly the acknowledged records, and stores the rejections, in one
+ * transaction, for one or more acknowledged batches (those acknowledged while the previous commit
+ * ran: see `serialWriter`).
+ */
 async function commitBatch(
   writer: Session,
   d: Dialect,
   contract: Contract,
   runId: string,
-  batch: OutboundRecord[],
-  results: RecordResult[],
+  parts: readonly Acknowledged[],
   result: SyncResult,
   raw: Map<OutboundRecord, PlannedRow>,
 ): Promise<void> {
@@ -345,28 +423,38 @@ async function commitBatch(
   const snapshots = d.quoteRelation(stateRelation(db, 'snapshots'));
   const rejections = d.quoteRelation(stateRelation(db, 'rejections'));
   const dest = d.literal(contract.name);
-  const byKey = new Map(results.map((r) => [r.key, r]));
+  const outcome = new Map<OutboundRecord, RecordResult | undefined>();
+  for (const { batch, results } of parts) {
+    const byKey = new Map(results.map((r) => [r.key, r]));
+    for (const record of batch) outcome.set(record, byKey.get(record.key));
+  }
+  const batch = [...outcome.keys()];
   const acked: OutboundRecord[] = [];
   const metaOf = (r: OutboundRecord): string | null => {
-    const result = byKey.get(r.key);
+    const result = outcome.get(r);
     const merged = { ...r.meta, ...(result?.ok ? result.meta : undefined) };
     return Object.keys(merged).length > 0 ? JSON.stringify(merged) : null;
   };
   const rejected: { record: OutboundRecord; reason: string }[] = [];
-  for (const record of batch) {
-    const r = byKey.get(record.key);
+  for (const [record, r] of outcome) {
     if (r?.ok) acked.push(record);
     else rejected.push({ record, reason: r ? r.reason : 'no result returned by the destination' });
   }
   const statements: string[] = [];
-  if (acked.length > 0) {
-    statements.push(`DELETE FROM ${snapshots} WHERE destination = ${dest} AND primary_key IN (${acked.map((r) => d.literal(r.key)).join(', ')})`);
-    const kept = acked.filter((r) => r.op !== 'remove');
-    if (kept.length > 0) {
-      statements.push(`INSERT INTO ${snapshots} (destination, primary_key, payload_hash, payload, synced_at, meta, profile_id) VALUES\n${kept
-        .map((r) => `(${dest}, ${d.literal(r.key)}, ${d.literal(r.payloadHash)}, ${d.literal(raw.get(r)?.payload ?? JSON.stringify(r.payload))}, ${d.currentTimestamp()}, ${d.literal(metaOf(r))}, ${d.literal(raw.get(r)?.profileId ?? null)})`)
-        .join(',\n')}`);
+  // An add had no snapshot row when planned, and only this run (it holds the lock) writes this
+  // destination's snapshot since, each key once: only changes and removes replace a row.
+  const replaced = acked.filter((r) => r.op !== 'add');
+  if (replaced.length > 0) {
+    statements.push(`DELETE FROM ${snapshots} WHERE destination = ${dest} AND primary_key IN (${replaced.map((r) => d.literal(r.key)).join(', ')})`);
+  }
+  const kept = acked.filter((r) => r.op !== 'remove');
+  if (kept.length > 0) {
+    const meta = new Map<number, string>();
+    for (const r of kept) {
+      const m = metaOf(r);
+      if (m !== null) meta.set(raw.get(r)!.seq, m);
     }
+    statements.push(snapshotInsertSql(d, contract, runId, kept.map((r) => raw.get(r)!.seq), meta));
   }
   if (rejected.length > 0) {
     const rows = rejected
@@ -387,7 +475,9 @@ async function commitBatch(
     statements.push(`DELETE FROM ${d.quoteRelation(stateRelation(db, 'in_doubt'))} WHERE destination = ${dest} AND primary_key IN (${batch.map((r) => d.literal(r.key)).join(', ')})`);
   }
   statements.push(...erasureStatements(d, contract, acked, rejected, raw), ...consentRemovalStatements(d, contract, runId, acked, raw));
-  if (statements.length > 0) for (const sql of d.atomically(statements, 'dml')) await writer.execute(sql);
+  // One statement is atomic by itself: no BEGIN/COMMIT round trips (the common batch of adds).
+  if (statements.length === 1) await writer.execute(statements[0]!);
+  else if (statements.length > 1) for (const sql of d.atomically(statements, 'dml')) await writer.execute(sql);
   const quarantined = new Set<string>();
   if (contract.delivery.quarantineAfter !== undefined && rejected.length > 0) {
     const rows = await writer.query(`SELECT primary_key FROM ${rejections} WHERE run_id = ${d.literal(runId)} AND destination = ${dest} AND status = 'quarantined'

@@ -2,7 +2,7 @@ import { CdpError, ExitCode } from '../errors.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { Session } from '../warehouse/warehouse.js';
 import type { Contract } from './contract.js';
-import { diffSql, duplicateExamplesSql, keyViolationsSql, planSummarySql, stateRelation, type DiffInputs } from './sql.js';
+import { diffSql, duplicateExamplesSql, keyViolationsSql, planCountsSql, planSummarySql, stateRelation, type DiffInputs } from './sql.js';
 import { privacyRelation } from '../privacy/tables.js';
 import { DEFAULT_PRIVACY_KEY_ENV, loadPrivacyKey, requireKey, type PrivacyKey } from '../privacy/key.js';
 
@@ -113,12 +113,14 @@ function parsePayload(value: unknown): unknown {
 
 /** Preflight, then the diff's counts and samples. Reads only: writes no state and sends nothing. */
 export async function planDestination(session: Session, d: Dialect, contract: Contract, privacyKey?: PrivacyKey): Promise<DestinationPlan> {
-  return (await planWithDiff(session, d, contract, privacyKey)).plan;
+  return summarizePlan(session, d, contract, diffSql(d, contract, await preflight(session, d, contract, privacyKey)));
 }
 
-/** The plan, and the diff SQL it counted (what `cdp sync` then materialises). */
-export async function planWithDiff(session: Session, d: Dialect, contract: Contract, privacyKey?: PrivacyKey): Promise<{ plan: DestinationPlan; diff: string }> {
-  const diff = diffSql(d, contract, await preflight(session, d, contract, privacyKey));
+/**
+ * The plan's counts and samples, from `rows`: the diff (`cdp plan`), or a run's materialised
+ * plan rows (`cdp sync`, so the diff runs once per sync; it needs no samples, so it only counts).
+ */
+export async function summarizePlan(session: Session, d: Dialect, contract: Contract, rows: string, options: { samples: boolean } = { samples: true }): Promise<DestinationPlan> {
   const plan: DestinationPlan = {
     destination: contract.name,
     model: contract.model,
@@ -132,10 +134,11 @@ export async function planWithDiff(session: Session, d: Dialect, contract: Contr
     not_sent: { add: 0, change: 0, remove: 0 },
     samples: { add: [], change: [], remove: [] },
   };
-  for (const row of await session.query(planSummarySql(d, diff, SAMPLE_SIZE))) {
+  const summary = options.samples ? planSummarySql(d, rows, SAMPLE_SIZE) : planCountsSql(rows);
+  for (const row of await session.query(summary)) {
     const op = String(row['op']);
-    if (num(row['group_row']) === 1) {
-      const n = num(row['group_size']);
+    if (!options.samples || num(row['group_row']) === 1) {
+      const n = num(options.samples ? row['group_size'] : row['n']);
       if (op === 'excluded') plan.rejected.consent += n;
       else {
         const counts = row['send'] === true ? plan.planned : plan.not_sent;
@@ -143,7 +146,7 @@ export async function planWithDiff(session: Session, d: Dialect, contract: Contr
         if (op === 'remove' && row['reason'] === 'consent' && row['send'] === true) plan.removed_for_consent += n;
       }
     }
-    if (op !== 'excluded' && num(row['sample_row']) <= SAMPLE_SIZE) {
+    if (options.samples && op !== 'excluded' && num(row['sample_row']) <= SAMPLE_SIZE) {
       plan.samples[op as Op].push({
         primary_key: String(row['primary_key']),
         payload: parsePayload(row['payload']),
@@ -151,7 +154,13 @@ export async function planWithDiff(session: Session, d: Dialect, contract: Contr
       });
     }
   }
-  return { plan, diff };
+  return plan;
+}
+
+/** Rows of every op (excluded ones too): the plan's size. */
+export function planSize(plan: DestinationPlan): number {
+  const sum = (c: OpCounts) => c.add + c.change + c.remove;
+  return sum(plan.planned) + sum(plan.not_sent) + plan.rejected.consent;
 }
 
 /** Whether the last run that recorded a mapping recorded another one. */

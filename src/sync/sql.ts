@@ -30,10 +30,14 @@ export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, Colum
     ['status', 'string'], ['payload_hash', 'string'],
   ],
   locks: [['destination', 'string'], ['holder', 'string'], ['acquired_at', 'timestamp']],
-  // What each run intended to send (reconciliation); the delivery loop streams from here.
+  // What each run intended to send (reconciliation); the delivery loop streams from here, and
+  // acknowledged records are copied from here into snapshots. `seq`: the row's place in the run's
+  // send order (op, then key), so the loop reads the plan in bounded windows and a batch's rows are
+  // found by a range, not by their keys. `meta`: the snapshot's meta when planned (changes and
+  // removes), handed back to the connector. Kept for the last PLAN_RETENTION_RUNS completed runs.
   plans: [
     ['run_id', 'string'], ['destination', 'string'], ['op', 'string'], ['primary_key', 'string'], ['payload', 'string'], ['payload_hash', 'string'], ['reason', 'string'], ['send', 'boolean'],
-    ['profile_id', 'string'], ['revoked_at', 'timestamp'],
+    ['profile_id', 'string'], ['revoked_at', 'timestamp'], ['seq', 'bigint'], ['meta', 'string'],
   ],
   // Records handed to a connector that cannot deduplicate, until their outcome is committed: a
   // row left here by a crash is in doubt, and is not resent without --resend-in-doubt.
@@ -119,57 +123,72 @@ export interface DiffInputs {
 
 /**
  * The diff of the model's current rows against the last acknowledged snapshot, by key and
- * payload hash. Columns: op (add | change | remove | excluded), primary_key, payload,
- * payload_hash, reason, send (whether the mode sends it), profile_id, revoked_at.
+ * payload. Columns: op (add | change | remove | excluded), primary_key, payload, payload_hash,
+ * reason, send (whether the mode sends it), profile_id, revoked_at, meta (what the connector kept
+ * for the snapshot row: changes and removes).
  * Reasons: removes are `left_model`, `consent` (lost consent, always sent) or `privacy` (a
  * deletion request: always sent, as the platform's erasure); `consent` for exclusions; the mode
  * for changes a mode does not send. Profiles with a deletion request are never added or changed.
+ *
+ * One FULL OUTER JOIN on the key classifies every row (a CTE referenced by several branches is
+ * recomputed per branch on some engines, so there is one). A change is found by comparing the
+ * canonical payload text with the snapshot's: exact, and the same test as comparing their SHA-256
+ * (the snapshot's payload_hash is always the hash of its payload), without hashing every current
+ * row. Only the rows that are planned get their payload hashed.
  */
 export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): string {
   const s = d.types.string;
+  const ts = d.types.timestamp;
   const db = contract.relation.database;
   const profileOf = inputs.hasProfileId ? `CAST(m.profile_id AS ${s})` : `CAST(NULL AS ${s})`;
   const snapshots = inputs.snapshotsExist
-    ? `SELECT primary_key, payload, payload_hash, profile_id FROM ${d.quoteRelation(stateRelation(db, 'snapshots'))} WHERE destination = ${d.literal(contract.name)}`
-    : `SELECT CAST(NULL AS ${s}) AS primary_key, CAST(NULL AS ${s}) AS payload, CAST(NULL AS ${s}) AS payload_hash, CAST(NULL AS ${s}) AS profile_id FROM (SELECT 1 AS x) AS empty WHERE 1 = 0`;
+    ? `SELECT primary_key, payload, payload_hash, profile_id, meta FROM ${d.quoteRelation(stateRelation(db, 'snapshots'))} WHERE destination = ${d.literal(contract.name)}`
+    : `SELECT ${['primary_key', 'payload', 'payload_hash', 'profile_id', 'meta'].map((c) => `CAST(NULL AS ${s}) AS ${c}`).join(', ')} FROM (SELECT 1 AS x) AS empty WHERE 1 = 0`;
   const erased = inputs.privacyLedger ? `SELECT profile_id FROM (${erasedProfilesSql(d, db)}) AS er` : `SELECT CAST(NULL AS ${s}) AS profile_id FROM (SELECT 1 AS x) AS none WHERE 1 = 0`;
   const sendsChanges = contract.mode !== 'insert';
   // Rows that left the model are removed unless the contract says `on_remove: nothing` (or the
   // mode only inserts). Rows that lost consent are always removed: the engine enforces consent.
   const sendsLeftModel = contract.mode === 'mirror' || contract.mode === 'add_remove' || ((contract.mode === 'upsert' || contract.mode === 'update') && contract.onRemove !== 'nothing');
+  const snapErased = `j.snap_profile_id IN (SELECT profile_id FROM erased)`;
   return [
     `WITH erased AS (`,
     `  ${erased}`,
     `), cur AS (`,
-    `  SELECT src.primary_key, src.payload, ${d.sha256Hex('src.payload')} AS payload_hash, src.consented, src.profile_id FROM (`,
+    `  SELECT src.primary_key, src.payload, src.consented, src.profile_id FROM (`,
     `    SELECT ${keyExpression(d, contract)} AS primary_key, ${payloadExpression(d, contract)} AS payload, (${consentExpression(d, contract)}) AS consented, ${profileOf} AS profile_id`,
     `    FROM ${d.quoteRelation(contract.relation)} AS m`,
     `  ) AS src`,
     `  WHERE src.profile_id IS NULL OR src.profile_id NOT IN (SELECT profile_id FROM erased)`,
     `), snap AS (`,
     `  ${snapshots}`,
+    `), joined AS (`,
+    `  SELECT`,
+    `    CASE WHEN sn.primary_key IS NULL THEN (CASE WHEN c.consented THEN 'add' ELSE 'excluded' END)`,
+    `      WHEN c.primary_key IS NULL OR NOT c.consented THEN 'remove'`,
+    `      WHEN c.payload <> sn.payload THEN 'change' END AS op,`,
+    `    c.primary_key AS cur_key, c.payload AS cur_payload, c.profile_id AS cur_profile_id,`,
+    `    sn.primary_key AS snap_key, sn.payload AS snap_payload, sn.payload_hash AS snap_payload_hash, sn.profile_id AS snap_profile_id, sn.meta AS snap_meta`,
+    `  FROM cur AS c FULL OUTER JOIN snap AS sn ON sn.primary_key = c.primary_key`,
     `)`,
-    `SELECT 'add' AS op, c.primary_key, c.payload, c.payload_hash, CAST(NULL AS ${s}) AS reason, TRUE AS send, c.profile_id, CAST(NULL AS ${d.types.timestamp}) AS revoked_at`,
-    `FROM cur AS c WHERE c.consented AND NOT EXISTS (SELECT 1 FROM snap AS sn WHERE sn.primary_key = c.primary_key)`,
-    `UNION ALL`,
-    `SELECT 'change' AS op, c.primary_key, c.payload, c.payload_hash, ${sendsChanges ? `CAST(NULL AS ${s})` : d.literal(contract.mode)} AS reason, ${sendsChanges ? 'TRUE' : 'FALSE'} AS send, c.profile_id, CAST(NULL AS ${d.types.timestamp}) AS revoked_at`,
-    `FROM cur AS c JOIN snap AS sn ON sn.primary_key = c.primary_key WHERE c.consented AND sn.payload_hash <> c.payload_hash`,
-    `UNION ALL`,
-    `SELECT 'remove' AS op, sn.primary_key, sn.payload, sn.payload_hash,`,
-    `  CASE WHEN sn.profile_id IN (SELECT profile_id FROM erased) THEN 'privacy' WHEN c.primary_key IS NULL THEN 'left_model' ELSE 'consent' END AS reason,`,
-    `  ${sendsLeftModel ? 'TRUE' : `(c.primary_key IS NOT NULL OR sn.profile_id IN (SELECT profile_id FROM erased))`} AS send, sn.profile_id,`,
-    `  CASE WHEN c.primary_key IS NOT NULL THEN ${inputs.consentSetAt ? revokedAtExpression(d, contract) : `CAST(NULL AS ${d.types.timestamp})`} END AS revoked_at`,
-    `FROM snap AS sn LEFT JOIN cur AS c ON c.primary_key = sn.primary_key WHERE c.primary_key IS NULL OR NOT c.consented`,
-    `UNION ALL`,
-    `SELECT 'excluded' AS op, c.primary_key, CAST(NULL AS ${s}) AS payload, CAST(NULL AS ${s}) AS payload_hash, 'consent' AS reason, FALSE AS send, c.profile_id, CAST(NULL AS ${d.types.timestamp}) AS revoked_at`,
-    `FROM cur AS c WHERE NOT c.consented AND NOT EXISTS (SELECT 1 FROM snap AS sn WHERE sn.primary_key = c.primary_key)`,
+    `SELECT j.op, COALESCE(j.cur_key, j.snap_key) AS primary_key,`,
+    `  CASE WHEN j.op = 'remove' THEN j.snap_payload WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE j.cur_payload END AS payload,`,
+    `  CASE WHEN j.op = 'remove' THEN j.snap_payload_hash WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${d.sha256Hex('j.cur_payload')} END AS payload_hash,`,
+    `  CASE WHEN j.op = 'remove' THEN (CASE WHEN ${snapErased} THEN 'privacy' WHEN j.cur_key IS NULL THEN 'left_model' ELSE 'consent' END)`,
+    `    WHEN j.op = 'excluded' THEN 'consent' WHEN j.op = 'change' THEN ${sendsChanges ? `CAST(NULL AS ${s})` : d.literal(contract.mode)} ELSE CAST(NULL AS ${s}) END AS reason,`,
+    `  CASE WHEN j.op = 'remove' THEN ${sendsLeftModel ? 'TRUE' : `(j.cur_key IS NOT NULL OR ${snapErased})`}`,
+    `    WHEN j.op = 'excluded' THEN FALSE WHEN j.op = 'change' THEN ${sendsChanges ? 'TRUE' : 'FALSE'} ELSE TRUE END AS send,`,
+    `  CASE WHEN j.op = 'remove' THEN j.snap_profile_id ELSE j.cur_profile_id END AS profile_id,`,
+    `  CASE WHEN j.op = 'remove' AND j.cur_key IS NOT NULL THEN ${inputs.consentSetAt ? revokedAtExpression(d, contract, 'j.cur_profile_id') : `CAST(NULL AS ${ts})`} END AS revoked_at,`,
+    `  CASE WHEN j.op = 'change' OR j.op = 'remove' THEN j.snap_meta END AS meta`,
+    `FROM joined AS j`,
+    `WHERE j.op IS NOT NULL`,
   ].join('\n');
 }
 
 /** When the row's profile lost the contract's consent: the latest revocation of a required scope. */
-function revokedAtExpression(d: Dialect, contract: Contract): string {
+function revokedAtExpression(d: Dialect, contract: Contract, profileId: string): string {
   if (contract.consent.length === 0 || !contract.consentRelation) return `CAST(NULL AS ${d.types.timestamp})`;
-  return `(SELECT MAX(cs.set_at) FROM ${d.quoteRelation(contract.consentRelation)} AS cs WHERE cs.profile_id = c.profile_id AND cs.status <> 'granted' AND cs.scope IN (${contract.consent.map((x) => d.literal(x)).join(', ')}))`;
+  return `(SELECT MAX(cs.set_at) FROM ${d.quoteRelation(contract.consentRelation)} AS cs WHERE cs.profile_id = ${profileId} AND cs.status <> 'granted' AND cs.scope IN (${contract.consent.map((x) => d.literal(x)).join(', ')}))`;
 }
 
 /** Counts per op, reason and send flag. */
@@ -193,4 +212,111 @@ export function planSummarySql(d: Dialect, diff: string, n: number): string {
 ) AS ranked
 WHERE ${q('group_row')} = 1 OR ${q('sample_row')} <= ${Math.trunc(n)}
 ORDER BY op, ${q('sample_row')}`;
+}
+
+/** The columns of `cdp_sync.plans` a run writes, in order: what diffSql yields, plus run, destination and seq. */
+const PLAN_COLUMNS = ['op', 'primary_key', 'payload', 'payload_hash', 'reason', 'send', 'profile_id', 'revoked_at', 'meta'];
+
+/**
+ * Materialises a run's plan: every diff row, numbered by `seq` in send order (op, then key: the
+ * order is deterministic, so a rerun sends in the same order). Inserted in seq order, so a range
+ * of seq is a narrow range of the table (zone maps) for the window reads and the commits.
+ */
+export function materializePlanSql(d: Dialect, contract: Contract, runId: string, diff: string): string {
+  const plans = d.quoteRelation(stateRelation(contract.relation.database, 'plans'));
+  return `INSERT INTO ${plans} (run_id, destination, seq, ${PLAN_COLUMNS.join(', ')})
+SELECT ${d.literal(runId)}, ${d.literal(contract.name)}, ROW_NUMBER() OVER (ORDER BY op, primary_key) AS seq, ${PLAN_COLUMNS.join(', ')}
+FROM (\n${diff}\n) AS diff
+ORDER BY seq`;
+}
+
+/** The rows of one run's plan (the source of its summary, once materialised). */
+export function planRowsSql(d: Dialect, contract: Contract, runId: string): string {
+  return `SELECT ${PLAN_COLUMNS.join(', ')}, seq FROM ${d.quoteRelation(stateRelation(contract.relation.database, 'plans'))} WHERE run_id = ${d.literal(runId)} AND destination = ${d.literal(contract.name)}`;
+}
+
+/** Quarantined records (same op and payload as when quarantined) are not sent again: a predicate on plan row `p`. */
+export function quarantinedPredicate(d: Dialect, contract: Contract): string {
+  const rejections = d.quoteRelation(stateRelation(contract.relation.database, 'rejections'));
+  return `EXISTS (SELECT 1 FROM ${rejections} AS q WHERE q.destination = ${d.literal(contract.name)} AND q.primary_key = p.primary_key AND q.op = p.op AND q.payload_hash = p.payload_hash AND q.status = 'quarantined')`;
+}
+
+/**
+ * How many plan rows (by seq) one read of the pending records spans. Each read is sorted and
+ * held by the warehouse, so this bounds its memory whatever the plan's size; Node still receives
+ * it a batch at a time. Large enough that a cloud warehouse pays few round trips.
+ */
+export const PENDING_WINDOW = 100_000;
+
+/** The records of a run still to send whose seq is in [from, to), in send order. */
+export function pendingSql(d: Dialect, contract: Contract, runId: string, from: number, to: number): string {
+  const plans = d.quoteRelation(stateRelation(contract.relation.database, 'plans'));
+  return `SELECT p.seq, p.op, p.primary_key, p.payload, p.payload_hash, p.reason, p.profile_id, p.revoked_at, p.meta FROM ${plans} AS p
+WHERE p.run_id = ${d.literal(runId)} AND p.destination = ${d.literal(contract.name)} AND p.seq >= ${Math.trunc(from)} AND p.seq < ${Math.trunc(to)}
+  AND p.send AND NOT ${quarantinedPredicate(d, contract)}
+ORDER BY p.seq`;
+}
+
+/** `column` is one of `seqs`: as ranges of consecutive numbers (a batch is usually one), so the statement stays short. */
+export function seqPredicate(column: string, seqs: readonly number[]): string {
+  if (seqs.length === 0) return 'FALSE';
+  const sorted = [...new Set(seqs.map((x) => Math.trunc(x)))].sort((a, b) => a - b);
+  const parts: string[] = [];
+  let start = sorted[0]!;
+  let end = start;
+  const flush = () => parts.push(start === end ? `${column} = ${start}` : `${column} BETWEEN ${start} AND ${end}`);
+  for (const x of sorted.slice(1)) {
+    if (x === end + 1) end = x;
+    else {
+      flush();
+      start = end = x;
+    }
+  }
+  flush();
+  return parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`;
+}
+
+/**
+ * Acknowledged adds and changes become the destination's snapshot: copied from the run's plan
+ * by seq, so only sequence numbers (and any connector meta) travel in the statement, not the
+ * payloads. `meta`: the meta to keep per seq (absent: none).
+ */
+export function snapshotInsertSql(d: Dialect, contract: Contract, runId: string, seqs: readonly number[], meta: ReadonlyMap<number, string>): string {
+  const db = contract.relation.database;
+  const metaExpr = meta.size === 0
+    ? `CAST(NULL AS ${d.types.string})`
+    : `CASE p.seq ${[...meta].map(([seq, m]) => `WHEN ${Math.trunc(seq)} THEN ${d.literal(m)}`).join(' ')} END`;
+  return `INSERT INTO ${d.quoteRelation(stateRelation(db, 'snapshots'))} (destination, primary_key, payload_hash, payload, synced_at, meta, profile_id)
+SELECT p.destination, p.primary_key, p.payload_hash, p.payload, ${d.currentTimestamp()}, ${metaExpr}, p.profile_id
+FROM ${d.quoteRelation(stateRelation(db, 'plans'))} AS p
+WHERE p.run_id = ${d.literal(runId)} AND p.destination = ${d.literal(contract.name)} AND ${seqPredicate('p.seq', seqs)}`;
+}
+
+/** Marks records in doubt (before a non-deduplicating destination sees them), from the run's plan by seq. */
+export function markInDoubtSql(d: Dialect, contract: Contract, runId: string, seqs: readonly number[]): string {
+  const db = contract.relation.database;
+  return `INSERT INTO ${d.quoteRelation(stateRelation(db, 'in_doubt'))} (destination, primary_key, payload_hash, run_id, marked_at)
+SELECT p.destination, p.primary_key, p.payload_hash, p.run_id, ${d.currentTimestamp()}
+FROM ${d.quoteRelation(stateRelation(db, 'plans'))} AS p
+WHERE p.run_id = ${d.literal(runId)} AND p.destination = ${d.literal(contract.name)} AND ${seqPredicate('p.seq', seqs)}`;
+}
+
+/**
+ * Plans are kept for the runs since the PLAN_RETENTION_RUNS-th last completed run of each
+ * destination (completed: status success or partial, i.e. it went through its whole plan), and
+ * for every run after it (failed, aborted or running ones included). cdp_sync.runs keeps every
+ * run's counts; the plans are the bulky part (a first sync or a changed mapping plans every row).
+ */
+export const PLAN_RETENTION_RUNS = 5;
+
+/**
+ * Deletes the plan rows of `destination`'s runs older than its last `keep` completed runs.
+ * Nothing while it has fewer than `keep` completed runs (the cutoff is NULL, so no run is older).
+ */
+export function prunePlansSql(d: Dialect, database: string | undefined, destination: string, keep = PLAN_RETENTION_RUNS): string {
+  const runs = d.quoteRelation(stateRelation(database, 'runs'));
+  const dest = d.literal(destination);
+  const cutoff = `SELECT started_at FROM ${runs} WHERE destination = ${dest} AND status IN ('success', 'partial') ORDER BY started_at DESC LIMIT 1 OFFSET ${Math.max(0, Math.trunc(keep) - 1)}`;
+  return `DELETE FROM ${d.quoteRelation(stateRelation(database, 'plans'))} WHERE destination = ${dest}
+  AND run_id IN (SELECT r.run_id FROM ${runs} AS r WHERE r.destination = ${dest} AND r.started_at < (${cutoff}))`;
 }
