@@ -18,12 +18,19 @@ import { collectGarbage, MemorySampler, type BenchResult, type Figure, type Rati
  *     (2% changed, 1% added, 1% removed), against one full scan of both snapshots;
  * (b) `cdp sync` end to end to a webhook destination pointing at a loopback receiver in this
  *     process (always 200, counts records), batch_size 1000, concurrency 4, no rate limit.
- * Both run the CLI in-process against a temporary DuckDB file project.
+ * Both run the CLI in-process against a temporary DuckDB file project. CDP_BENCH_MEMORY_LIMIT
+ * (e.g. 512MB) sets DuckDB's memory_limit in its profile, as a user would in profiles.yml.
  */
 
 const DIFF_ROWS = { small: 500_000, default: 5_000_000, large: 5_000_000 } as const;
 const SYNC_ROWS = { small: [100_000], default: [100_000], large: [100_000, 1_000_000] } as const;
 const SECRET_ENV = 'CDP_BENCH_WEBHOOK_SECRET';
+
+function memoryLimit(): string | undefined {
+  const limit = process.env['CDP_BENCH_MEMORY_LIMIT'];
+  if (limit !== undefined && !/^\d+(\.\d+)?\s*[KMGT]i?B$/i.test(limit)) throw new Error(`CDP_BENCH_MEMORY_LIMIT must look like 512MB, got ${limit}`);
+  return limit;
+}
 
 /** Ten columns of a row from hashes of its number `i` and a `salt` (which changes c1 for changed rows). */
 function columnsSql(i: string, salt: string): string {
@@ -59,10 +66,11 @@ function mappingYaml(): string {
 }
 
 function writeProject(dir: string, destination: string): void {
+  const limit = memoryLimit();
   mkdirSync(path.join(dir, 'models'), { recursive: true });
   mkdirSync(path.join(dir, 'destinations'), { recursive: true });
   writeFileSync(path.join(dir, 'cdp_project.yml'), 'name: sync_bench\n');
-  writeFileSync(path.join(dir, 'profiles.yml'), 'target: bench\ntargets:\n  bench:\n    type: duckdb\n    path: target/bench.duckdb\n    schema: main\n    threads: 2\n');
+  writeFileSync(path.join(dir, 'profiles.yml'), `target: bench\ntargets:\n  bench:\n    type: duckdb\n    path: target/bench.duckdb\n    schema: main\n    threads: 2\n${limit ? `    settings: { memory_limit: '${limit}' }\n` : ''}`);
   writeFileSync(path.join(dir, 'models/current_rows.sql'), 'select * from raw.current_snapshot\n');
   writeFileSync(path.join(dir, 'destinations', 'bench.yml'), destination);
 }
@@ -76,7 +84,9 @@ async function cdp(dir: string, args: string[], env: NodeJS.ProcessEnv = process
 }
 
 async function withSession<T>(dir: string, fn: (session: Session, warehouse: DuckDbWarehouse) => Promise<T>): Promise<T> {
-  const warehouse = await DuckDbWarehouse.open({ type: 'duckdb', name: 'bench', path: path.join(dir, 'target/bench.duckdb'), schema: 'main', threads: 2, settings: {} } as Parameters<typeof DuckDbWarehouse.open>[0]);
+  const limit = memoryLimit();
+  const settings = limit ? { memory_limit: limit } : {};
+  const warehouse = await DuckDbWarehouse.open({ type: 'duckdb', name: 'bench', path: path.join(dir, 'target/bench.duckdb'), schema: 'main', threads: 2, settings } as Parameters<typeof DuckDbWarehouse.open>[0]);
   const session = await warehouse.session();
   try {
     return await fn(session, warehouse);
@@ -181,10 +191,12 @@ async function diffBench(rows: number): Promise<DiffFigures> {
 }
 
 /** A loopback webhook receiver: counts records, always answers 200 with no body. */
-async function startReceiver(): Promise<{ server: Server; url: string; records: () => number; requests: () => number }> {
+async function startReceiver(): Promise<{ server: Server; url: string; records: () => number; requests: () => number; firstAt: () => number | undefined }> {
   let records = 0;
   let requests = 0;
+  let firstAt: number | undefined;
   const server = createServer((req, res) => {
+    firstAt ??= performance.now();
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -196,10 +208,10 @@ async function startReceiver(): Promise<{ server: Server; url: string; records: 
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}/hook`, records: () => records, requests: () => requests };
+  return { server, url: `http://127.0.0.1:${port}/hook`, records: () => records, requests: () => requests, firstAt: () => firstAt };
 }
 
-interface SyncFigures { rows: number; ms: number; received: number; requests: number; peakRss: number; peakHeap: number; processMaxRss: number }
+interface SyncFigures { rows: number; ms: number; firstRecordMs: number; received: number; requests: number; peakRss: number; peakHeap: number; processMaxRss: number }
 
 async function syncBench(rows: number): Promise<SyncFigures> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cdp-bench-sync-hook-'));
@@ -217,10 +229,11 @@ async function syncBench(rows: number): Promise<SyncFigures> {
     await cdp(dir, ['build'], env);
     collectGarbage();
     const sampler = new MemorySampler();
+    const started = performance.now();
     const ms = await timeMs(() => cdp(dir, ['sync'], env));
     const memory = sampler.stop();
     if (receiver.records() !== rows) throw new Error(`the receiver got ${receiver.records()} records, expected ${rows}`);
-    return { rows, ms, received: receiver.records(), requests: receiver.requests(), peakRss: memory.peakRssMiB, peakHeap: memory.peakHeapMiB, processMaxRss: memory.processMaxRssMiB };
+    return { rows, ms, firstRecordMs: (receiver.firstAt() ?? started) - started, received: receiver.records(), requests: receiver.requests(), peakRss: memory.peakRssMiB, peakHeap: memory.peakHeapMiB, processMaxRss: memory.processMaxRssMiB };
   } finally {
     await new Promise<void>((resolve) => { receiver.server.closeAllConnections(); receiver.server.close(() => resolve()); });
     rmSync(dir, { recursive: true, force: true });
@@ -241,7 +254,7 @@ async function run(scale: Scale): Promise<BenchResult> {
   for (const s of syncs) {
     const k = `${s.rows / 1000}k`;
     figures.push(
-      { label: `sync ${k}: cdp sync (in-process)`, value: s.ms, unit: 'ms', detail: `${s.requests} requests`, key: true },
+      { label: `sync ${k}: cdp sync (in-process)`, value: s.ms, unit: 'ms', detail: `${s.requests} requests; first record after ${s.firstRecordMs.toFixed(0)} ms (compile, checks, plan)`, key: true },
       { label: `sync ${k}: rows/s`, value: Math.round(s.rows / (s.ms / 1000)), unit: 'rows/s', key: true },
       { label: `sync ${k}: peak RSS`, value: s.peakRss, unit: 'MiB', detail: `heapUsed ${s.peakHeap.toFixed(0)} MiB`, key: true },
     );
@@ -249,7 +262,7 @@ async function run(scale: Scale): Promise<BenchResult> {
   }
   return {
     suite: 'sync',
-    scale: `${typeof scale === 'number' ? 'custom' : scale} (diff ${diffRows.toLocaleString('en-US')} rows, sync ${syncRows.map((n) => n.toLocaleString('en-US')).join(' + ')} rows)`,
+    scale: `${typeof scale === 'number' ? 'custom' : scale} (diff ${diffRows.toLocaleString('en-US')} rows, sync ${syncRows.map((n) => n.toLocaleString('en-US')).join(' + ')} rows${memoryLimit() ? `, memory_limit ${memoryLimit()}` : ''})`,
     figures,
     ratios,
     peakRssMiB: Math.max(diff.peakRss, ...syncs.map((s) => s.peakRss)),
@@ -257,7 +270,8 @@ async function run(scale: Scale): Promise<BenchResult> {
     notes: [
       ...diff.notes,
       'sync: the loopback receiver runs in the same process and event loop as cdp sync (it parses each body to count records), so its cost is included in rows/s and RSS.',
-      ...syncs.map((s) => `sync ${s.rows}: receiver got ${s.received} records in ${s.requests} requests; process max RSS so far ${s.processMaxRss.toFixed(0)} MiB.`),
+      ...syncs.map((s) => `sync ${s.rows}: receiver got ${s.received} records in ${s.requests} requests; first after ${s.firstRecordMs.toFixed(0)} ms; peak heapUsed ${s.peakHeap.toFixed(0)} MiB; process max RSS so far ${s.processMaxRss.toFixed(0)} MiB.`),
+      `DuckDB memory_limit: ${memoryLimit() ?? 'default (80% of RAM)'}; 1-min load average at the end ${os.loadavg()[0]!.toFixed(2)} (${os.cpus().length} cores).`,
     ],
   };
 }
