@@ -127,7 +127,12 @@ async function run(scale: Scale): Promise<BenchResult> {
       await session.query('SELECT COUNT(*), COUNT(DISTINCT customer_id), MAX(occurred_at), SUM(amount), COUNT(DISTINCT event_name) FROM raw.events');
       return performance.now() - started;
     });
-    const times = await cdp(dir, ['run', '--select', 'profile_traits', 'golden_records']);
+    // One node at a time (--threads 1; each query still uses DuckDB's 2 threads): with the
+    // profile's 2 runner threads both nodes would share the 2 cores and each one's time would
+    // count the other's work, so their sum would overstate the build.
+    const started = performance.now();
+    const times = await cdp(dir, ['run', '--select', 'profile_traits', 'golden_records', '--threads', '1']);
+    const runMs = performance.now() - started;
     const memory = sampler.stop();
     const traitsMs = times.get('profile_traits')!;
     const goldenMs = times.get('golden_records')!;
@@ -139,6 +144,7 @@ async function run(scale: Scale): Promise<BenchResult> {
         { label: 'profile_traits (10 computed traits)', value: traitsMs, unit: 'ms', key: true },
         { label: 'golden_records (15 survivorship traits)', value: goldenMs, unit: 'ms', key: true },
         { label: 'both', value: traitsMs + goldenMs, unit: 'ms', key: true },
+        { label: 'cdp run (both, CLI included)', value: runMs, unit: 'ms', key: true },
       ],
       ratios: [
         { label: 'profile_traits / scan', value: traitsMs / scanMs, reference: 'computed traits vs one full scan of the events table' },
@@ -149,6 +155,7 @@ async function run(scale: Scale): Promise<BenchResult> {
       notes: [
         'Survivorship reads two attribute tables of 2 rows per profile each (15 string attributes), not the events table; its time is included in the goal ratio as the issue states it.',
         `process max RSS ${memory.processMaxRssMiB.toFixed(0)} MiB (DuckDB file, threads=2). Data generation and identity_graph are not timed.`,
+        'The two nodes are built one after the other (cdp run --threads 1), so "both" is their sequential cost (rows without a "cdp run" figure built them concurrently, each time including the other\'s work).',
       ],
     };
   } finally {

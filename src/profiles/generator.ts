@@ -5,7 +5,7 @@ import type { Dialect } from '../warehouse/dialect.js';
 import { consentHistoryTemplate, consentStateTemplate } from './consent.js';
 import { GOLDEN_RECORD_FILE, type ComputedTrait, type EventSource, type GoldenRecordRules } from './rules.js';
 import { referenceTemplate } from './sql.js';
-import { goldenRecordsTemplate } from './survivorship.js';
+import { goldenRecordsTemplate } from './survivorship-sql.js';
 
 /**
  * golden_record.yml → `consent_history` and `consent_state` (consent.ts), `golden_records`
@@ -165,14 +165,35 @@ function combineSql(d: Dialect, rules: GoldenRecordRules, trait: ComputedTrait):
   }
 }
 
+/**
+ * One source's partial aggregates. Events are grouped by their raw identifier first and only the
+ * groups are resolved: the identifier is normalised and looked up once per distinct value instead
+ * of once per event, and the join reads one row per identifier. Raw values that normalise alike
+ * (` C1`, `C1`) are separate groups of the same profile; the combine step adds them up, as it
+ * adds up sources.
+ */
+function partialsSql(d: Dialect, rules: GoldenRecordRules, source: EventSource, identity: IdentityRules): string {
+  const q = (name: string) => d.quoteIdentifier(name);
+  const type = identity.types.find((t) => t.name === source.identifier.type)!;
+  const columns = rules.computedTraits.map((trait) => `${contributes(trait, source) ? partialSql(d, rules, trait, source) : 'NULL'} AS ${q(trait.name)}`);
+  return [
+    `SELECT g.profile_id${rules.computedTraits.map((trait) => `, a.${q(trait.name)}`).join('')}`,
+    'FROM (',
+    `  SELECT ${col(d, source.identifier.column)} AS identifier${columns.map((c) => `,\n    ${c}`).join('')}`,
+    `  FROM ${referenceTemplate(source.from)} AS src`,
+    `  GROUP BY ${col(d, source.identifier.column)}`,
+    ') AS a',
+    `JOIN {{ ref "identity_graph" }} AS g`,
+    `  ON g.identifier_type = ${d.stringLiteral(type.name)} AND g.identifier_value = ${normalizeSql(d, type.normalizer, 'a.identifier')}`,
+  ].join('\n');
+}
+
 export function profileTraitsTemplate(d: Dialect, rules: GoldenRecordRules, identity: IdentityRules): string {
   const q = (name: string) => d.quoteIdentifier(name);
-  const partials = rules.sources.map((source) => {
-    const columns = rules.computedTraits.map((trait) => `${contributes(trait, source) ? partialSql(d, rules, trait, source) : 'NULL'} AS ${q(trait.name)}`);
-    return [`SELECT g.profile_id${columns.map((c) => `,\n  ${c}`).join('')}`, sourceFrom(d, source, identity), 'GROUP BY g.profile_id'].join('\n');
-  });
+  const partials = rules.sources.map((source) => partialsSql(d, rules, source, identity));
   const combined = rules.computedTraits.map((trait) => `${combineSql(d, rules, trait)} AS ${q(trait.name)}`);
-  return `-- Generated from golden_record.yml by cdp: computed traits, one aggregation pass per event source.
+  return `-- Generated from golden_record.yml by cdp: computed traits, one aggregation pass per event source
+-- (grouped by its identifier, then resolved to profiles), combined per profile.
 WITH partials AS (
 ${partials.join('\nUNION ALL\n')}
 )

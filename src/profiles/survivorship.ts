@@ -1,16 +1,14 @@
 import type { SourceLocation } from '../errors.js';
-import type { IdentityRules } from '../identity/rules.js';
 import { assertValidName } from '../project/names.js';
 import { parseReference, type NodeReference } from '../project/schema-file.js';
 import type { YamlValue } from '../project/yaml-reader.js';
-import type { Dialect } from '../warehouse/dialect.js';
-import { identifierJoinsSql, referenceTemplate, requiredChild } from './sql.js';
+import { requiredChild } from './sql.js';
 
 /**
  * The `traits:` section of golden_record.yml (docs/golden-record.md): profile attributes chosen
  * among candidate columns of source models by a survivorship rule, with provenance. It generates
- * `golden_records`: one row per profile, per trait `<trait>`, `<trait>__source` and `<trait>__at`.
- * All candidates of all traits form one long table, ranked once per (profile, trait).
+ * `golden_records`: one row per profile, per trait `<trait>`, `<trait>__source` and `<trait>__at`
+ * (its SQL: survivorship-sql.ts).
  */
 
 export const TRAIT_TYPES = ['string', 'number', 'timestamp', 'boolean'] as const;
@@ -122,140 +120,4 @@ function readCandidate(node: YamlValue, identityTypes: string[]): TraitCandidate
     source,
     at: located(node),
   };
-}
-
-/** Candidates that read the same rows the same way share one scan and one identity lookup. */
-function scanKey(candidate: TraitCandidate): string {
-  return JSON.stringify([candidate.from, candidate.identifier, candidate.timestampColumn, candidate.verified, candidate.source]);
-}
-
-interface CandidateScan {
-  name: string;
-  first: TraitCandidate;
-  columns: Set<string>;
-}
-
-function candidateScans(traits: SurvivorshipTrait[]): Map<string, CandidateScan> {
-  const scans = new Map<string, CandidateScan>();
-  for (const candidate of traits.flatMap((t) => t.candidates)) {
-    const key = scanKey(candidate);
-    const scan = scans.get(key) ?? { name: `scan_${scans.size + 1}`, first: candidate, columns: new Set<string>() };
-    scan.columns.add(candidate.column);
-    scans.set(key, scan);
-  }
-  return scans;
-}
-
-/** One pass over a candidate source: its profile, sighting time, verification and every column some trait reads. */
-function scanSql(d: Dialect, scan: CandidateScan, identity: IdentityRules): string {
-  const { joins, profileId } = identifierJoinsSql(d, identity, [scan.first.identifier]);
-  const columns = [...scan.columns].map((c) => `src.${d.quoteIdentifier(c)}`);
-  return [
-    `${scan.name} AS (`,
-    `  SELECT ${profileId} AS profile_id, ${columns.join(', ')},`,
-    `    CAST(src.${d.quoteIdentifier(scan.first.timestampColumn)} AS ${d.types.timestamp}) AS at,`,
-    `    COALESCE(${scan.first.verified}, FALSE) AS verified`,
-    `  FROM ${referenceTemplate(scan.first.from)} AS src`,
-    ...joins.map((j) => `  ${j.replaceAll('\n', '\n  ')}`),
-    ')',
-  ].join('\n');
-}
-
-/** The ordering of a rule inside the shared ROW_NUMBER: every key is constant unless its rule uses it. */
-function candidateSelect(d: Dialect, trait: SurvivorshipTrait, candidate: TraitCandidate, scan: CandidateScan): string {
-  const c = `s.${d.quoteIdentifier(candidate.column)}`;
-  const num = trait.type === 'number' ? `CAST(${c} AS ${d.types.float})` : `CAST(NULL AS ${d.types.float})`;
-  const ts = trait.type === 'timestamp' ? `CAST(${c} AS ${d.types.timestamp})` : `CAST(NULL AS ${d.types.timestamp})`;
-  const rank = trait.priority ? trait.priority.indexOf(candidate.source) : 0;
-  return [
-    `SELECT s.profile_id, ${d.stringLiteral(trait.name)} AS trait, ${d.stringLiteral(trait.rule)} AS rule,`,
-    `  CAST(${c} AS ${d.types.string}) AS value, ${num} AS value_num, ${ts} AS value_ts,`,
-    `  ${d.stringLiteral(candidate.source)} AS source, ${rank} AS source_rank, s.at, s.verified`,
-    `FROM ${scan.name} AS s`,
-    `WHERE ${c} IS NOT NULL`,
-  ].join('\n');
-}
-
-function pivotColumns(d: Dialect, trait: SurvivorshipTrait): string[] {
-  const q = (name: string) => d.quoteIdentifier(name);
-  const is = `w.trait = ${d.stringLiteral(trait.name)}`;
-  const value = {
-    string: `MAX(CASE WHEN ${is} THEN w.value END)`,
-    number: `MAX(CASE WHEN ${is} THEN w.value_num END)`,
-    timestamp: `MAX(CASE WHEN ${is} THEN w.value_ts END)`,
-    boolean: `CAST(MAX(CASE WHEN ${is} THEN w.value END) AS ${d.types.boolean})`,
-  }[trait.type];
-  return [
-    `${value} AS ${q(trait.name)}`,
-    `MAX(CASE WHEN ${is} THEN w.source END) AS ${q(`${trait.name}__source`)}`,
-    `MAX(CASE WHEN ${is} THEN w.at END) AS ${q(`${trait.name}__at`)}`,
-  ];
-}
-
-export function goldenRecordsTemplate(d: Dialect, traits: SurvivorshipTrait[], identity: IdentityRules): string {
-  const scans = candidateScans(traits);
-  const selects = traits.flatMap((trait) => trait.candidates.map((candidate) => candidateSelect(d, trait, candidate, scans.get(scanKey(candidate))!)));
-  const columns = traits.flatMap((trait) => pivotColumns(d, trait));
-  return `-- Generated from golden_record.yml by cdp: the golden record, one row per profile.
--- One scan per candidate source; every candidate of every trait in one long table, ranked once
--- per (profile, trait) by its rule.
-WITH ${[...scans.values()].map((scan) => scanSql(d, scan, identity)).join(',\n')},
-candidates AS (
-${selects.join('\nUNION ALL\n')}
-),
--- most_frequent and sum are decided by aggregation first, so only the rows that need it are
--- ranked: one row per value (with its count and latest sighting), or the sum itself.
-frequent AS (
-  SELECT c.profile_id, c.trait, c.rule, c.value, MAX(c.value_num) AS value_num, MAX(c.value_ts) AS value_ts,
-    ${d.argMax('c.source', 'c.at')} AS source, 0 AS source_rank, MAX(c.at) AS at, ${d.boolOr('c.verified')} AS verified, COUNT(*) AS frequency
-  FROM candidates AS c
-  WHERE c.profile_id IS NOT NULL AND c.rule = 'most_frequent'
-  GROUP BY c.profile_id, c.trait, c.rule, c.value
-),
-summed AS (
-  SELECT c.profile_id, c.trait, CAST(NULL AS ${d.types.string}) AS value, SUM(c.value_num) AS value_num, CAST(NULL AS ${d.types.timestamp}) AS value_ts,
-    ${d.argMax('c.source', 'c.at')} AS source, MAX(c.at) AS at
-  FROM candidates AS c
-  WHERE c.profile_id IS NOT NULL AND c.rule = 'sum'
-  GROUP BY c.profile_id, c.trait
-),
-rankable AS (
-  SELECT c.profile_id, c.trait, c.rule, c.value, c.value_num, c.value_ts, c.source, c.source_rank, c.at, c.verified, 0 AS frequency
-  FROM candidates AS c
-  WHERE c.profile_id IS NOT NULL AND c.rule NOT IN ('most_frequent', 'sum')
-  UNION ALL
-  SELECT * FROM frequent
-),
-ranked AS (
-  SELECT c.*,
-    ROW_NUMBER() OVER (
-      PARTITION BY c.profile_id, c.trait
-      ORDER BY
-        CASE c.rule
-          WHEN 'source_priority' THEN c.source_rank
-          WHEN 'verified_first' THEN CASE WHEN c.verified THEN 0 ELSE 1 END
-          WHEN 'most_frequent' THEN -c.frequency
-          WHEN 'max' THEN -c.value_num
-          WHEN 'min' THEN c.value_num
-          ELSE 0
-        END ASC NULLS LAST,
-        CASE WHEN c.rule = 'max' THEN c.value_ts END DESC NULLS LAST,
-        CASE WHEN c.rule = 'min' THEN c.value_ts END ASC NULLS LAST,
-        CASE WHEN c.rule = 'first_seen' THEN c.at END ASC NULLS LAST,
-        c.at DESC NULLS LAST,
-        c.source, c.value
-    ) AS rn
-  FROM rankable AS c
-),
-winners AS (
-  SELECT r.profile_id, r.trait, r.value, r.value_num, r.value_ts, r.source, r.at FROM ranked AS r WHERE r.rn = 1
-  UNION ALL
-  SELECT s.profile_id, s.trait, s.value, s.value_num, s.value_ts, s.source, s.at FROM summed AS s
-)
-SELECT p.profile_id${columns.map((c) => `,\n  ${c}`).join('')}
-FROM {{ ref "identity_profiles" }} AS p
-LEFT JOIN winners AS w ON w.profile_id = p.profile_id
-GROUP BY p.profile_id
-ORDER BY p.profile_id
-`;
 }

@@ -88,7 +88,10 @@ describe('golden_record.yml', () => {
     const p = project();
     expectCode(await p.cdp(['compile']), 0);
     const sql = p.read('target/compiled/test_project/golden_record/profile_traits.sql');
-    expect(sql.match(/GROUP BY g\.profile_id/g)).toHaveLength(2);
+    // Each source is aggregated once, by its identifier (resolved to profiles after), then combined.
+    expect(sql.match(/GROUP BY src\."(customer_id|email)"/g)).toEqual(['GROUP BY src."customer_id"', 'GROUP BY src."email"']);
+    expect(sql.match(/JOIN "main"\."identity_graph"/g)).toHaveLength(2);
+    expect(sql.match(/GROUP BY p\.profile_id/g)).toHaveLength(1);
   });
 
   it.each([

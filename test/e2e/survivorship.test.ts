@@ -113,13 +113,66 @@ describe('golden_record.yml traits (survivorship)', () => {
     expect(types.map((r) => `${r['column_name']} ${r['data_type']}`)).toEqual(['email__at TIMESTAMP', 'email__source VARCHAR', 'last_booking_at TIMESTAMP', 'total_spent DOUBLE']);
   });
 
-  it('ranks every trait in one pass over one long table, shown by cdp compile', async () => {
+  it('gives sum and most_frequent the first source by name on a tie in time, and to undated rows', async () => {
+    const pay = (source: string, table: string, column: string) => `{ from: ref('${table}'), identifier: { type: customer_id, column: customer_id }, column: ${column}, timestamp: paid_at, source: ${source} }`;
+    const p = project({
+      // beta is listed first: the order of candidates must not matter, only source names.
+      'golden_record.yml': `traits:
+  total: { type: number, rule: sum, candidates: [${pay('beta', 'pay_b', 'amount')}, ${pay('alpha', 'pay_a', 'amount')}] }
+  favourite: { type: string, rule: most_frequent, candidates: [${pay('beta', 'pay_b', 'item')}, ${pay('alpha', 'pay_a', 'item')}] }
+`,
+      'seeds/pay_a.csv': 'customer_id,item,amount,paid_at\nC1,x,10,2026-05-01 00:00:00\nC2,y,1,\n',
+      'seeds/pay_b.csv': 'customer_id,item,amount,paid_at\nC1,x,5,2026-05-01 00:00:00\nC1,z,7,2026-04-01 00:00:00\nC2,y,2,\n',
+    });
+    expectCode(await p.cdp(['build']), 0);
+    const rows = await p.query(`
+      SELECT g.identifier_value AS customer_id, r.total, r.total__source, CAST(r.total__at AS VARCHAR) AS total_at,
+             r.favourite, r.favourite__source, CAST(r.favourite__at AS VARCHAR) AS favourite_at
+      FROM main.golden_records AS r JOIN main.identity_graph AS g ON g.profile_id = r.profile_id AND g.identifier_type = 'customer_id'
+      ORDER BY 1`);
+    expect(rows.map((r) => ({ ...r, total: r['total'] === null ? null : Number(r['total']) }))).toEqual([
+      // alpha and beta both paid last on 2026-05-01: alpha, by name. x twice (alpha and beta), z once.
+      { customer_id: 'C1', total: 22, total__source: 'alpha', total_at: '2026-05-01 00:00:00', favourite: 'x', favourite__source: 'alpha', favourite_at: '2026-05-01 00:00:00' },
+      // No dated row: the first source by name, and no time.
+      { customer_id: 'C2', total: 3, total__source: 'alpha', total_at: null, favourite: 'y', favourite__source: 'alpha', favourite_at: null },
+      { customer_id: 'C3', total: null, total__source: null, total_at: null, favourite: null, favourite__source: null, favourite_at: null },
+    ]);
+  });
+
+  it('reads candidate columns whatever they are called, even like its own columns', async () => {
+    const p = project({
+      'golden_record.yml': `traits:
+  checked:
+    type: boolean
+    rule: verified_first
+    candidates:
+      - { from: ref('flags'), identifier: { type: customer_id, column: customer_id }, column: verified, timestamp: sighted_at, verified: "profile_no = 'yes'" }
+`,
+      'seeds/flags.csv': 'customer_id,verified,sighted_at,profile_no\nC1,true,2026-01-01 00:00:00,yes\nC1,false,2026-02-01 00:00:00,no\n',
+    });
+    expectCode(await p.cdp(['build']), 0);
+    const rows = await p.query(`
+      SELECT g.identifier_value AS customer_id, r.checked, CAST(r.checked__at AS VARCHAR) AS checked_at
+      FROM main.golden_records AS r JOIN main.identity_graph AS g ON g.profile_id = r.profile_id AND g.identifier_type = 'customer_id'
+      WHERE g.identifier_value = 'C1'`);
+    // The verified row (profile_no = 'yes') wins over the later unverified one.
+    expect(rows).toEqual([{ customer_id: 'C1', checked: true, checked_at: '2026-01-01 00:00:00' }]);
+  });
+
+  it('decides every trait with set-based aggregates over one row per source row, shown by cdp compile', async () => {
     const p = project();
     expectCode(await p.cdp(['compile']), 0);
     const sql = p.read('target/compiled/test_project/golden_record/golden_records.sql');
-    expect(sql.match(/ROW_NUMBER\(\)/g)).toHaveLength(1);
-    // 12 candidates in one long table, plus the two fixed unions (rankable, winners).
-    expect(sql.match(/UNION ALL/g)).toHaveLength(13);
+    // Profiles are numbered once; one scan and one identity lookup per candidate source
+    // (accounts twice: its email candidate is verified).
+    expect(sql.match(/FROM "main"\."identity_graph"/g)).toHaveLength(1);
+    expect(sql.match(/JOIN profile_identifiers/g)).toHaveLength(3);
+    // The three scans are stacked once, not once per trait candidate.
+    expect(sql.match(/UNION ALL/g)).toHaveLength(2);
+    // Aggregates decide the winners (keys, vals); one window ranks most_frequent's value groups
+    // (the other numbers the profiles).
+    expect(sql.match(/GROUP BY c\.profile_no/g)).toHaveLength(2);
+    expect(sql.match(/ROW_NUMBER\(\) OVER \(PARTITION BY/g)).toHaveLength(1);
   });
 
   it.each([
