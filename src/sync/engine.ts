@@ -94,9 +94,10 @@ export async function ensureState(session: Session, d: Dialect, database: string
 
 /**
  * Plans and sends one destination. State advances only for acknowledged records, one
- * transaction per batch (invariant 4), so a sync killed at any point and rerun re-diffs and
- * sends only what was not acknowledged. `writer` holds the lock and commits state; `reader`
- * streams the run's plan, one batch at a time.
+ * transaction per acknowledged batch (or per group of batches acknowledged while the writer was
+ * busy; invariant 4), so a sync killed at any point and rerun re-diffs and sends only what was not
+ * committed. `writer` holds the lock and commits state; `reader` streams the run's plan, one
+ * batch at a time.
  */
 export async function syncDestination(
   writer: Session,
