@@ -378,9 +378,9 @@ WHERE pg.destination = ${dest} AND pg.status <> 'done' AND pg.request_id IN (SEL
   return statements;
 }
 
-/** Acknowledged removals for lost consent, with the revocation time: consent propagation latency. */
+/** Acknowledged removals of rows whose consent was revoked since they were sent (lost consent, or left an audience that requires it): consent propagation latency. */
 function consentRemovalStatements(d: Dialect, contract: Contract, runId: string, acked: OutboundRecord[], raw: Map<OutboundRecord, PlannedRow>): string[] {
-  const rows = acked.map((r) => raw.get(r)).filter((p): p is PlannedRow => p?.reason === 'consent' && p.profileId !== null && p.revokedAt !== null);
+  const rows = acked.map((r) => raw.get(r)).filter((p): p is PlannedRow => p !== undefined && p.reason !== 'privacy' && p.profileId !== null && p.revokedAt !== null);
   if (rows.length === 0) return [];
   const timestamp = (v: unknown) => `CAST(${d.literal(v instanceof Date ? v.toISOString().replace('T', ' ').replace('Z', '') : String(v))} AS ${d.types.timestamp})`;
   return [`INSERT INTO ${d.quoteRelation(stateRelation(contract.relation.database, 'consent_removals'))} (run_id, destination, profile_id, revoked_at, removed_at) VALUES\n${rows

@@ -178,7 +178,10 @@ export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): str
     `  CASE WHEN j.op = 'remove' THEN ${sendsLeftModel ? 'TRUE' : `(j.cur_key IS NOT NULL OR ${snapErased})`}`,
     `    WHEN j.op = 'excluded' THEN FALSE WHEN j.op = 'change' THEN ${sendsChanges ? 'TRUE' : 'FALSE'} ELSE TRUE END AS send,`,
     `  CASE WHEN j.op = 'remove' THEN j.snap_profile_id ELSE j.cur_profile_id END AS profile_id,`,
-    `  CASE WHEN j.op = 'remove' AND j.cur_key IS NOT NULL THEN ${inputs.consentSetAt ? revokedAtExpression(d, contract, 'j.cur_profile_id') : `CAST(NULL AS ${ts})`} END AS revoked_at,`,
+    // A snapshot row of a contract with consent was consented when sent: if a required scope is
+    // revoked now, the revocation came since, whether the row lost consent here or left the
+    // model because an audience filters on the same scope.
+    `  CASE WHEN j.op = 'remove' AND NOT COALESCE(${snapErased}, FALSE) THEN ${inputs.consentSetAt ? revokedAtExpression(d, contract, 'j.snap_profile_id') : `CAST(NULL AS ${ts})`} END AS revoked_at,`,
     `  CASE WHEN j.op = 'change' OR j.op = 'remove' THEN j.snap_meta END AS meta`,
     `FROM joined AS j`,
     `WHERE j.op IS NOT NULL`,

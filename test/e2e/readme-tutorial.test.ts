@@ -234,5 +234,9 @@ describe('README tutorial', () => {
     expect(report.status).toBe('done');
     expect(report.destinations).toEqual([expect.objectContaining({ destination: 'big_spenders_outbox', status: 'done' })]);
     expect(report.deletion_propagation_latency_seconds).toBeGreaterThanOrEqual(0);
+    // Cleo left the audience because she revoked the scope the contract requires: her removal is a
+    // consent propagation, measured from her revocation.
+    const summary = spawnCdp(['privacy', 'status', '--json'], runner.cwd, runner.env);
+    expect(JSON.parse(summary.stdout).consent_propagation_latency).toEqual([expect.objectContaining({ destination: 'big_spenders_outbox', count: 1 })]);
   });
 });
