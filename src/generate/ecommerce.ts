@@ -1,10 +1,8 @@
-import { mkdirSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import type { GeneratedFile, OutputFormat } from './index.js';
 import { normalizeEmail } from './normalize.js';
 import { affine, BASE62, deriveSeed, encodeFixed, HEX, Rng, scramble32 } from './prng.js';
 import { formatTimestamp, type RowSink } from './sources.js';
-import { csvToParquet, CsvFileWriter } from './writer.js';
+import { writeSourceFiles } from './writer.js';
 
 /**
  * The `ecommerce` scenario (`npm run generate -- --scenario ecommerce`, docs/generator.md): an
@@ -128,29 +126,14 @@ interface Device {
 
 /** Writes the scenario's files to `out`; `generateEcommerce` in index.ts resolves the options first. */
 export async function writeEcommerce(config: EcommerceConfig, out: string, format: OutputFormat, onProgress?: (done: number) => void, progressEvery = 100_000): Promise<EcommerceResult> {
-  const outDir = path.resolve(out);
-  mkdirSync(outDir, { recursive: true });
-  const csvDir = format === 'csv' ? outDir : path.join(outDir, '.csv-tmp');
-  mkdirSync(csvDir, { recursive: true });
-  const writers = Object.fromEntries(
-    ECOMMERCE_SOURCE_NAMES.map((name) => [name, new CsvFileWriter(path.join(csvDir, `${name}.csv`), ECOMMERCE_SCHEMAS[name].map(([n]) => n))]),
-  ) as Record<EcommerceSourceName, CsvFileWriter>;
-  try {
+  const { outDir, files } = await writeSourceFiles(out, format, ECOMMERCE_SCHEMAS, (writers) => {
     for (const product of PRODUCTS) writers.products.write([...product]);
     const shop = new ShopEmitter(config, writers);
     for (let i = 0; i < config.persons; i++) {
       shop.emit(i);
       if (onProgress && (i + 1) % progressEvery === 0) onProgress(i + 1);
     }
-  } finally {
-    for (const writer of Object.values(writers)) writer.close();
-  }
-  const files = {} as Record<EcommerceSourceName, GeneratedFile>;
-  for (const name of ECOMMERCE_SOURCE_NAMES) files[name] = { path: path.join(outDir, `${name}.${format}`), rows: writers[name].rows };
-  if (format === 'parquet') {
-    await csvToParquet(ECOMMERCE_SOURCE_NAMES.map((name) => ({ csv: writers[name].path, parquet: files[name].path, columns: ECOMMERCE_SCHEMAS[name] })));
-    rmSync(csvDir, { recursive: true, force: true });
-  }
+  });
   return {
     outDir,
     format,

@@ -1,9 +1,7 @@
-import { mkdirSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { MAX_PERSONS, PersonFactory, type Person } from './people.js';
 import { seedFromString } from './prng.js';
-import { DEFAULT_JUNK_RATE, header, SCHEMAS, SOURCE_NAMES, SourceEmitter, type SourceName, type Sinks } from './sources.js';
-import { csvToParquet, CsvFileWriter } from './writer.js';
+import { DEFAULT_JUNK_RATE, SCHEMAS, SOURCE_NAMES, SourceEmitter, type SourceName, type Sinks } from './sources.js';
+import { writeSourceFiles } from './writer.js';
 import { writeEcommerce, type EcommerceResult } from './ecommerce.js';
 
 /**
@@ -100,15 +98,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   const config = resolveConfig(options);
   const format = options.format ?? 'csv';
   if (format !== 'csv' && format !== 'parquet') throw new RangeError(`format must be csv or parquet, got ${String(format)}`);
-  const outDir = path.resolve(options.out);
-  mkdirSync(outDir, { recursive: true });
-  const csvDir = format === 'csv' ? outDir : path.join(outDir, '.csv-tmp');
-  mkdirSync(csvDir, { recursive: true });
-
-  const writers = Object.fromEntries(
-    SOURCE_NAMES.map((name) => [name, new CsvFileWriter(path.join(csvDir, `${name}.csv`), header(name))]),
-  ) as Record<SourceName, CsvFileWriter>;
-  try {
+  const { outDir, files } = await writeSourceFiles(options.out, format, SCHEMAS, (writers) => {
     const factory = new PersonFactory(config);
     const emitter = new SourceEmitter(config, writers as Sinks);
     const every = options.progressEvery ?? 100_000;
@@ -116,18 +106,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
       emitter.emit(factory.make(i));
       if (options.onProgress && (i + 1) % every === 0) options.onProgress(i + 1);
     }
-  } finally {
-    for (const writer of Object.values(writers)) writer.close();
-  }
-
-  const files = {} as Record<SourceName, GeneratedFile>;
-  for (const name of SOURCE_NAMES) {
-    files[name] = { path: path.join(outDir, `${name}.${format}`), rows: writers[name].rows };
-  }
-  if (format === 'parquet') {
-    await csvToParquet(SOURCE_NAMES.map((name) => ({ csv: writers[name].path, parquet: files[name].path, columns: SCHEMAS[name] })));
-    rmSync(csvDir, { recursive: true, force: true });
-  }
+  });
 
   return {
     outDir,

@@ -1,4 +1,5 @@
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { RowSink } from './sources.js';
 
@@ -87,4 +88,39 @@ export async function csvToParquet(
     connection.disconnectSync();
     instance.closeSync();
   }
+}
+
+/** One generated file: where it is, and how many data rows it holds. */
+export interface WrittenFile {
+  path: string;
+  rows: number;
+}
+
+/**
+ * Writes one file per source into `out`: `fill` streams rows into a CSV writer per source; for
+ * Parquet the CSVs go to a scratch folder and are converted with the declared column types.
+ */
+export async function writeSourceFiles<N extends string>(
+  out: string,
+  format: 'csv' | 'parquet',
+  schemas: Record<N, readonly (readonly [string, string])[]>,
+  fill: (writers: Record<N, CsvFileWriter>) => void,
+): Promise<{ outDir: string; files: Record<N, WrittenFile> }> {
+  const outDir = path.resolve(out);
+  mkdirSync(outDir, { recursive: true });
+  const csvDir = format === 'csv' ? outDir : path.join(outDir, '.csv-tmp');
+  mkdirSync(csvDir, { recursive: true });
+  const names = Object.keys(schemas) as N[];
+  const writers = Object.fromEntries(names.map((name) => [name, new CsvFileWriter(path.join(csvDir, `${name}.csv`), schemas[name].map(([column]) => column))])) as Record<N, CsvFileWriter>;
+  try {
+    fill(writers);
+  } finally {
+    for (const writer of Object.values<CsvFileWriter>(writers)) writer.close();
+  }
+  const files = Object.fromEntries(names.map((name) => [name, { path: path.join(outDir, `${name}.${format}`), rows: writers[name].rows }])) as Record<N, WrittenFile>;
+  if (format === 'parquet') {
+    await csvToParquet(names.map((name) => ({ csv: writers[name].path, parquet: files[name].path, columns: schemas[name] })));
+    rmSync(csvDir, { recursive: true, force: true });
+  }
+  return { outDir, files };
 }
