@@ -1,3 +1,4 @@
+import { Rng } from '../generate/prng.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -23,16 +24,10 @@ const BATCH = 10;
 
 interface Line { op: string; key: string; idempotency_key: string; payload_hash: string }
 
-/** mulberry32: a small seeded PRNG, so a failing trial can be replayed with the same --seed. */
+/** A seeded float source, so a failing trial can be replayed with the same --seed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 function cdpSync(args: string[], dir: string): { code: number | null; stdout: string; stderr: string } {

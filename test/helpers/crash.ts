@@ -1,3 +1,4 @@
+import { Rng } from '../../src/generate/prng.js';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT } from './project.js';
@@ -9,16 +10,10 @@ import { REPO_ROOT } from './project.js';
  * point placed on the fake's request log: after the child's k-th request reached it, plus a delay.
  */
 
-/** mulberry32: a small deterministic PRNG; each call gives a float in [0, 1). */
+/** A seeded float source in [0, 1): the generator's mulberry32 (src/generate/prng.ts). */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** A stable 32-bit seed from a base seed and labels (connector name, trial). */
