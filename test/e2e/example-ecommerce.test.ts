@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { appendFileSync, cpSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateEcommerce } from '../../src/generate/index.js';
 import { FakeKlaviyo, klaviyoSpecDir } from '../fakes/klaviyo-server.js';
 import { FakeMeta } from '../fakes/meta-server.js';
 import { FakeWebhook } from '../fakes/webhook-server.js';
-import { REPO_ROOT, TempProject, expectCode, output } from '../helpers/project.js';
+import { REPO_ROOT, TempProject } from '../helpers/project.js';
+import { byDestination, expectGeneratedData, runExample } from '../helpers/example-project.js';
 
 /**
  * examples/ecommerce end to end: `cdp build`, `cdp plan`, `cdp sync` of the abandoned-cart flow
@@ -31,15 +31,7 @@ const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 
 describe('examples/ecommerce data', () => {
   it('is exactly what `npm run generate -- --scenario ecommerce --persons 300 --seed 2 --days 60` writes', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'cdp-ecommerce-'));
-    try {
-      await generateEcommerce({ persons: 300, seed: 2, days: 60, out: dir });
-      const committed = readdirSync(path.join(EXAMPLE, 'data')).sort();
-      expect(committed).toEqual(readdirSync(dir).sort());
-      for (const file of committed) expect(readFileSync(path.join(EXAMPLE, 'data', file), 'utf8'), file).toBe(readFileSync(path.join(dir, file), 'utf8'));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await expectGeneratedData(EXAMPLE, (dir) => generateEcommerce({ persons: 300, seed: 2, days: 60, out: dir }));
   });
 });
 
@@ -52,12 +44,8 @@ describe('examples/ecommerce: build, plan and sync the abandoned-cart flow', () 
   const query = (sql: string) => p.query(sql, DB);
   const column = async (sql: string) => (await query(sql)).map((r) => String(Object.values(r)[0]));
 
-  async function cdp(args: string[], code = 0): Promise<Record<string, any>> {
-    const run = expectCode(await p.cdp(args), code);
-    for (const secret of Object.values(SECRETS)) expect(output(run)).not.toContain(secret);
-    return args.includes('--json') ? (JSON.parse(run.stdout) as Record<string, any>) : {};
-  }
-  const byName = (result: Record<string, any>) => Object.fromEntries((result['destinations'] as any[]).map((d) => [d.destination, d]));
+  const cdp = (args: string[], code = 0) => runExample(p, SECRETS, args, code);
+  const byName = byDestination;
 
   beforeAll(async () => {
     Object.assign(process.env, SECRETS);

@@ -1,11 +1,11 @@
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { appendFileSync, cpSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../../src/generate/index.js';
 import { FakeSalesforce } from '../fakes/salesforce-server.js';
 import { FakeWebhook } from '../fakes/webhook-server.js';
-import { REPO_ROOT, TempProject, expectCode, output } from '../helpers/project.js';
+import { REPO_ROOT, TempProject } from '../helpers/project.js';
+import { byDestination, expectGeneratedData, runExample } from '../helpers/example-project.js';
 
 /**
  * examples/fitness-studio end to end: `cdp build`, `cdp plan`, `cdp sync` against a local fake
@@ -20,15 +20,7 @@ const DROP_AT = '2026-11-14 22:30:00';
 
 describe('examples/fitness-studio data', () => {
   it('is exactly what `npm run generate -- --persons 300 --seed 2 --days 120` writes', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'cdp-studio-'));
-    try {
-      await generate({ persons: 300, seed: 2, days: 120, out: dir });
-      const committed = readdirSync(path.join(EXAMPLE, 'data')).sort();
-      expect(committed).toEqual(readdirSync(dir).sort());
-      for (const file of committed) expect(readFileSync(path.join(EXAMPLE, 'data', file), 'utf8'), file).toBe(readFileSync(path.join(dir, file), 'utf8'));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await expectGeneratedData(EXAMPLE, (dir) => generate({ persons: 300, seed: 2, days: 120, out: dir }));
   });
 });
 
@@ -40,12 +32,8 @@ describe('examples/fitness-studio: build, plan and sync', () => {
   const query = (sql: string) => p.query(sql, DB);
   const column = async (sql: string) => (await query(sql)).map((r) => String(Object.values(r)[0]));
 
-  async function cdp(args: string[], code = 0): Promise<Record<string, any>> {
-    const run = expectCode(await p.cdp(args), code);
-    for (const secret of Object.values(SECRETS)) expect(output(run)).not.toContain(secret);
-    return args.includes('--json') ? (JSON.parse(run.stdout) as Record<string, any>) : {};
-  }
-  const byName = (result: Record<string, any>) => Object.fromEntries((result['destinations'] as any[]).map((d) => [d.destination, d]));
+  const cdp = (args: string[], code = 0) => runExample(p, SECRETS, args, code);
+  const byName = byDestination;
   /** Salesforce contacts by profile id. */
   const contacts = () => sf.byField('cdp_profile_id__c');
   /** Texts the gateway accepted, by booking id. */
