@@ -3,7 +3,7 @@ import type { Dialect } from './dialect.js';
 import { DuckDbDialect } from './duckdb-dialect.js';
 import { BigQueryDialect } from './bigquery-dialect.js';
 import { SnowflakeDialect } from './snowflake-dialect.js';
-import type { Warehouse } from './warehouse.js';
+import type { Session, Warehouse } from './warehouse.js';
 
 /**
  * The one place that maps a target type to its engine. Dialects are pure and loaded eagerly;
@@ -33,5 +33,20 @@ export async function openWarehouse(target: Target): Promise<Warehouse> {
       const { SnowflakeWarehouse } = await import('./snowflake-warehouse.js');
       return SnowflakeWarehouse.open(target);
     }
+  }
+}
+
+/** Opens the target, runs `body` on one session, and closes both whatever happens: for commands that read or write a little. */
+export async function withWarehouseSession<T>(target: Target, body: (session: Session) => Promise<T>): Promise<T> {
+  const warehouse = await openWarehouse(target);
+  try {
+    const session = await warehouse.session();
+    try {
+      return await body(session);
+    } finally {
+      await session.close().catch(() => undefined);
+    }
+  } finally {
+    await warehouse.close();
   }
 }

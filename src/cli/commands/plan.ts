@@ -4,7 +4,7 @@ import { redact } from '../../project/secrets.js';
 import { planDestination, SyncPlanError } from '../../sync/plan.js';
 import { planMarkdown, planText, type PlanEntry } from '../../sync/report.js';
 import { prepareSync } from '../../sync/session.js';
-import { openWarehouse } from '../../warehouse/engines.js';
+import { withWarehouseSession } from '../../warehouse/engines.js';
 import type { CommandContext } from '../context.js';
 import { addProjectOptions, toProjectFlags, type CliFlags } from '../options.js';
 import { write } from '../text-output.js';
@@ -30,25 +30,17 @@ async function planCommand(flags: PlanFlags, ctx: CommandContext): Promise<ExitC
   if (!['text', 'json', 'markdown'].includes(format)) throw new ConfigError('bad-option', `--format must be text, json or markdown, got ${JSON.stringify(flags.format)}`);
   const logger = ctx.logger(flags.logFormat);
   const { prepared, contracts } = prepareSync(toProjectFlags(flags), logger, ctx.env);
-  const warehouse = await openWarehouse(prepared.project.profile.target);
   const entries: PlanEntry[] = [];
-  try {
-    const session = await warehouse.session();
-    try {
-      for (const contract of contracts) {
-        try {
-          entries.push({ contract, plan: await planDestination(session, prepared.dialect, contract, prepared.privacyKey) });
-        } catch (error) {
-          if (!(error instanceof SyncPlanError)) throw error;
-          entries.push({ contract, error: error.describe() });
-        }
+  await withWarehouseSession(prepared.project.profile.target, async (session) => {
+    for (const contract of contracts) {
+      try {
+        entries.push({ contract, plan: await planDestination(session, prepared.dialect, contract, prepared.privacyKey) });
+      } catch (error) {
+        if (!(error instanceof SyncPlanError)) throw error;
+        entries.push({ contract, error: error.describe() });
       }
-    } finally {
-      await session.close().catch(() => undefined);
     }
-  } finally {
-    await warehouse.close();
-  }
+  });
   const target = prepared.project.profile.target.name;
   if (format === 'json') {
     const json = {

@@ -13,7 +13,7 @@ import { targetDatabase } from '../../project/target.js';
 import { prepareInvocation, type PreparedInvocation } from '../../run/invocation.js';
 import { ensureState } from '../../sync/engine.js';
 import { stateRelation } from '../../sync/sql.js';
-import { openWarehouse } from '../../warehouse/engines.js';
+import { withWarehouseSession } from '../../warehouse/engines.js';
 import type { Session } from '../../warehouse/warehouse.js';
 import type { CommandContext } from '../context.js';
 import { addProjectOptions, toProjectFlags, type CliFlags } from '../options.js';
@@ -68,19 +68,10 @@ export function registerPrivacyCommand(program: Command, ctx: CommandContext): v
     });
 }
 
-async function withSession<T>(prepared: PreparedInvocation, body: (session: Session, database: string | undefined) => Promise<T>): Promise<T> {
+/** One session on the target, with the database its privacy and sync state live in. */
+function withSession<T>(prepared: PreparedInvocation, body: (session: Session, database: string | undefined) => Promise<T>): Promise<T> {
   const target = prepared.project.profile.target;
-  const warehouse = await openWarehouse(target);
-  try {
-    const session = await warehouse.session();
-    try {
-      return await body(session, targetDatabase(target));
-    } finally {
-      await session.close().catch(() => undefined);
-    }
-  } finally {
-    await warehouse.close();
-  }
+  return withWarehouseSession(target, (session) => body(session, targetDatabase(target)));
 }
 
 /** Every table cdp built that may hold a person, found from the compiled project and the warehouse. */

@@ -8,7 +8,7 @@ import { DEFAULT_HISTORY_LIMIT, historyText, readHistory } from '../../sync/hist
 import { SyncPlanError } from '../../sync/plan.js';
 import { syncText } from '../../sync/report.js';
 import { prepareSync } from '../../sync/session.js';
-import { openWarehouse } from '../../warehouse/engines.js';
+import { openWarehouse, withWarehouseSession } from '../../warehouse/engines.js';
 import type { CommandContext } from '../context.js';
 import { addProjectOptions, toProjectFlags, type CliFlags } from '../options.js';
 import { write } from '../text-output.js';
@@ -56,18 +56,7 @@ async function historyCommand(flags: HistoryFlags, ctx: CommandContext): Promise
     ? (({ prepared, contracts }) => ({ prepared, destinations: contracts.map((c) => c.name) }))(prepareSync(projectFlags, logger, ctx.env))
     : { prepared: prepareInvocation({ ...projectFlags, state: undefined }, logger, ctx.env), destinations: undefined };
   const target = prepared.project.profile.target;
-  const warehouse = await openWarehouse(target);
-  let runs;
-  try {
-    const session = await warehouse.session();
-    try {
-      runs = await readHistory(session, prepared.dialect, targetDatabase(target), { destinations, limit }, `target \`${target.name}\``);
-    } finally {
-      await session.close().catch(() => undefined);
-    }
-  } finally {
-    await warehouse.close();
-  }
+  const runs = await withWarehouseSession(target, (session) => readHistory(session, prepared.dialect, targetDatabase(target), { destinations, limit }, `target \`${target.name}\``));
   if (flags.json) ctx.out.write(redact(JSON.stringify({ target: target.name, runs }, null, 2)));
   else write(ctx, historyText(runs, target.name));
   return ExitCode.success;
