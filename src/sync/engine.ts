@@ -1,5 +1,4 @@
 import * as crypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { Destination, OutboundRecord, RecordMeta, RecordResult } from '../destinations/destination.js';
 import type { Dialect } from '../warehouse/dialect.js';
@@ -11,6 +10,7 @@ import { deliverer, DestinationStopped } from './delivery.js';
 import { acquireLock, lockHolder, releaseLock } from './lock.js';
 import { planSize, preflight, summarizePlan, type Op, type OpCounts } from './plan.js';
 import {
+  consentRemovalsSql,
   createStateSql,
   diffSql,
   markInDoubtSql,
@@ -73,7 +73,7 @@ export function idempotencyKey(destination: string, key: string, op: Op, payload
  * One-shot `crypto.hash` (Node ≥ 20.12; looked up, not imported by name, so older Node 20 still
  * loads this module) costs a third of createHash per call: it runs once per record.
  */
-const sha256Hex: (text: string) => string = typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => createHash('sha256').update(text).digest('hex');
+const sha256Hex: (text: string) => string = typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
 function zero(): OpCounts {
   return { add: 0, change: 0, remove: 0 };
@@ -222,14 +222,11 @@ export async function syncDestination(
         result.message = fatal instanceof DestinationStopped ? fatal.message : errorMessage(fatal);
       }
     }
-    if (result.in_doubt > 0) {
-      const note = `${result.in_doubt} record(s) in doubt not sent: a crashed run may have delivered them, and \`${contract.type}\` cannot deduplicate; check the destination, then \`cdp sync --resend-in-doubt\` to send them again`;
-      result.message = result.message ? `${result.message}; ${note}` : note;
-    }
-    if (result.quarantined > 0) {
-      const note = `${result.quarantined} quarantined record(s) not sent (status quarantined in cdp_sync.rejections); each is sent again once its payload changes`;
-      result.message = result.message ? `${result.message}; ${note}` : note;
-    }
+    const notes = [
+      ...(result.in_doubt > 0 ? [`${result.in_doubt} record(s) in doubt not sent: a crashed run may have delivered them, and \`${contract.type}\` cannot deduplicate; check the destination, then \`cdp sync --resend-in-doubt\` to send them again`] : []),
+      ...(result.quarantined > 0 ? [`${result.quarantined} quarantined record(s) not sent (status quarantined in cdp_sync.rejections); each is sent again once its payload changes`] : []),
+    ];
+    if (notes.length > 0) result.message = [result.message, ...notes].filter(Boolean).join('; ');
     const failed = result.failed.add + result.failed.change + result.failed.remove;
     if (result.status !== 'failed' && failed > 0) result.status = 'partial';
     return result;
@@ -332,14 +329,11 @@ interface PlannedRow {
   /** The record's row in the run's plan (cdp_sync.plans.seq): where its snapshot row is copied from. */
   seq: number;
   profileId: string | null;
-  reason: string | null;
-  /** For removals for lost consent: when consent was revoked (a timestamp as the warehouse returns it). */
-  revokedAt: unknown;
 }
 
 function plannedRow(row: Row): PlannedRow {
   const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
-  return { seq: Number(row['seq']), profileId: text(row['profile_id']), reason: text(row['reason']), revokedAt: row['revoked_at'] ?? null };
+  return { seq: Number(row['seq']), profileId: text(row['profile_id']) };
 }
 
 /**
@@ -376,16 +370,6 @@ WHERE pg.destination = ${dest} AND pg.status <> 'done'
 WHERE pg.destination = ${dest} AND pg.status <> 'done' AND pg.request_id IN (SELECT request_id FROM ${requestProfiles} WHERE profile_id = ${d.literal(profile)})`);
   }
   return statements;
-}
-
-/** Acknowledged removals of rows whose consent was revoked since they were sent (lost consent, or left an audience that requires it): consent propagation latency. */
-function consentRemovalStatements(d: Dialect, contract: Contract, runId: string, acked: OutboundRecord[], raw: Map<OutboundRecord, PlannedRow>): string[] {
-  const rows = acked.map((r) => raw.get(r)).filter((p): p is PlannedRow => p !== undefined && p.reason !== 'privacy' && p.profileId !== null && p.revokedAt !== null);
-  if (rows.length === 0) return [];
-  const timestamp = (v: unknown) => `CAST(${d.literal(v instanceof Date ? v.toISOString().replace('T', ' ').replace('Z', '') : String(v))} AS ${d.types.timestamp})`;
-  return [`INSERT INTO ${d.quoteRelation(stateRelation(contract.relation.database, 'consent_removals'))} (run_id, destination, profile_id, revoked_at, removed_at) VALUES\n${rows
-    .map((p) => `(${d.literal(runId)}, ${d.literal(contract.name)}, ${d.literal(p.profileId)}, ${timestamp(p.revokedAt)}, ${d.currentTimestamp()})`)
-    .join(',\n')}`];
 }
 
 /** A warehouse error while committing: not the destination's fault, so it propagates. */
@@ -482,7 +466,10 @@ async function commitBatch(
   if (contract.connector.capabilities.deduplicates === false) {
     statements.push(`DELETE FROM ${d.quoteRelation(stateRelation(db, 'in_doubt'))} WHERE destination = ${dest} AND primary_key IN (${batch.map((r) => d.literal(r.key)).join(', ')})`);
   }
-  statements.push(...erasureStatements(d, contract, acked, rejected, raw), ...consentRemovalStatements(d, contract, runId, acked, raw));
+  statements.push(...erasureStatements(d, contract, acked, rejected, raw));
+  // A revocation time is only planned for removes; the statement picks those among the acknowledged.
+  const removed = acked.filter((r) => r.op === 'remove' && r.removal !== 'erase');
+  if (removed.length > 0) statements.push(consentRemovalsSql(d, contract, runId, removed.map((r) => raw.get(r)!.seq)));
   // One statement is atomic by itself: no BEGIN/COMMIT round trips (the common batch of adds).
   if (statements.length === 1) await writer.execute(statements[0]!);
   else if (statements.length > 1) for (const sql of d.atomically(statements, 'dml')) await writer.execute(sql);

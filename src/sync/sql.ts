@@ -255,7 +255,7 @@ export const PENDING_WINDOW = 100_000;
 /** The records of a run still to send whose seq is in [from, to), in send order. */
 export function pendingSql(d: Dialect, contract: Contract, runId: string, from: number, to: number): string {
   const plans = d.quoteRelation(stateRelation(contract.relation.database, 'plans'));
-  return `SELECT p.seq, p.op, p.primary_key, p.payload, p.payload_hash, p.reason, p.profile_id, p.revoked_at, p.meta FROM ${plans} AS p
+  return `SELECT p.seq, p.op, p.primary_key, p.payload, p.payload_hash, p.reason, p.profile_id, p.meta FROM ${plans} AS p
 WHERE p.run_id = ${d.literal(runId)} AND p.destination = ${d.literal(contract.name)} AND p.seq >= ${Math.trunc(from)} AND p.seq < ${Math.trunc(to)}
   AND p.send AND NOT ${quarantinedPredicate(d, contract)}
 ORDER BY p.seq`;
@@ -294,6 +294,20 @@ export function snapshotInsertSql(d: Dialect, contract: Contract, runId: string,
 SELECT p.destination, p.primary_key, p.payload_hash, p.payload, ${d.currentTimestamp()}, ${metaExpr}, p.profile_id
 FROM ${d.quoteRelation(stateRelation(db, 'plans'))} AS p
 WHERE p.run_id = ${d.literal(runId)} AND p.destination = ${d.literal(contract.name)} AND ${seqPredicate('p.seq', seqs)}`;
+}
+
+/**
+ * Acknowledged removals of rows whose consent was revoked since they were sent (lost consent, or
+ * left an audience that requires the scope): consent propagation latency, copied from the run's
+ * plan by seq, so the revocation time never travels through Node.
+ */
+export function consentRemovalsSql(d: Dialect, contract: Contract, runId: string, seqs: readonly number[]): string {
+  const db = contract.relation.database;
+  return `INSERT INTO ${d.quoteRelation(stateRelation(db, 'consent_removals'))} (run_id, destination, profile_id, revoked_at, removed_at)
+SELECT p.run_id, p.destination, p.profile_id, p.revoked_at, ${d.currentTimestamp()}
+FROM ${d.quoteRelation(stateRelation(db, 'plans'))} AS p
+WHERE p.run_id = ${d.literal(runId)} AND p.destination = ${d.literal(contract.name)} AND ${seqPredicate('p.seq', seqs)}
+  AND p.op = 'remove' AND p.reason <> 'privacy' AND p.profile_id IS NOT NULL AND p.revoked_at IS NOT NULL`;
 }
 
 /** Marks records in doubt (before a non-deduplicating destination sees them), from the run's plan by seq. */
