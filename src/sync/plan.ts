@@ -113,7 +113,10 @@ function parsePayload(value: unknown): unknown {
 
 /** Preflight, then the diff's counts and samples. Reads only: writes no state and sends nothing. */
 export async function planDestination(session: Session, d: Dialect, contract: Contract, privacyKey?: PrivacyKey): Promise<DestinationPlan> {
-  return summarizePlan(session, d, contract, diffSql(d, contract, await preflight(session, d, contract, privacyKey)));
+  const plan = await summarizePlan(session, d, contract, diffSql(d, contract, await preflight(session, d, contract, privacyKey)));
+  // Only `cdp plan` reports it: a sync records its own mapping before it counts.
+  plan.mapping_changed = await mappingChanged(session, d, contract);
+  return plan;
 }
 
 /**
@@ -130,7 +133,7 @@ export async function summarizePlan(session: Session, d: Dialect, contract: Cont
     planned: { add: 0, change: 0, remove: 0 },
     removed_for_consent: 0,
     rejected: { consent: 0 },
-    mapping_changed: await mappingChanged(session, d, contract),
+    mapping_changed: false,
     not_sent: { add: 0, change: 0, remove: 0 },
     samples: { add: [], change: [], remove: [] },
   };
