@@ -1,8 +1,8 @@
-import type { GeneratedFile, OutputFormat } from './index.js';
+import type { OutputFormat } from './index.js';
 import { normalizeEmail } from './normalize.js';
 import { affine, BASE62, deriveSeed, encodeFixed, HEX, Rng, scramble32 } from './prng.js';
 import { formatTimestamp, type RowSink } from './sources.js';
-import { writeSourceFiles } from './writer.js';
+import { writeSourceFiles, type GenerationResult } from './writer.js';
 
 /**
  * The `ecommerce` scenario (`npm run generate -- --scenario ecommerce`, docs/generator.md): an
@@ -102,17 +102,7 @@ export interface EcommerceConfig {
   windowMs: number;
 }
 
-export interface EcommerceResult {
-  outDir: string;
-  format: OutputFormat;
-  persons: number;
-  seed: number;
-  asOf: string;
-  days: number;
-  files: Record<EcommerceSourceName, GeneratedFile>;
-  /** Rows over the shopper files (events, orders, consent_events); products and truth excluded. */
-  sourceRows: number;
-}
+export type EcommerceResult = GenerationResult<EcommerceSourceName>;
 
 type Sinks = Record<EcommerceSourceName, RowSink>;
 type Platform = 'web' | 'ios' | 'android';
@@ -126,7 +116,8 @@ interface Device {
 
 /** Writes the scenario's files to `out`; `generateEcommerce` in index.ts resolves the options first. */
 export async function writeEcommerce(config: EcommerceConfig, out: string, format: OutputFormat, onProgress?: (done: number) => void, progressEvery = 100_000): Promise<EcommerceResult> {
-  const { outDir, files } = await writeSourceFiles(out, format, ECOMMERCE_SCHEMAS, (writers) => {
+  // Products are reference data: the shopper files are the source rows.
+  return writeSourceFiles(out, format, ECOMMERCE_SCHEMAS, config, ['events', 'orders', 'consent_events'], (writers) => {
     for (const product of PRODUCTS) writers.products.write([...product]);
     const shop = new ShopEmitter(config, writers);
     for (let i = 0; i < config.persons; i++) {
@@ -134,16 +125,6 @@ export async function writeEcommerce(config: EcommerceConfig, out: string, forma
       if (onProgress && (i + 1) % progressEvery === 0) onProgress(i + 1);
     }
   });
-  return {
-    outDir,
-    format,
-    persons: config.persons,
-    seed: config.seed,
-    asOf: new Date(config.asOfMs).toISOString(),
-    days: config.windowMs / DAY,
-    files,
-    sourceRows: files.events.rows + files.orders.rows + files.consent_events.rows,
-  };
 }
 
 /**

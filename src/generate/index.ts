@@ -1,7 +1,8 @@
 import { MAX_PERSONS, PersonFactory, type Person } from './people.js';
 import { seedFromString } from './prng.js';
 import { DEFAULT_JUNK_RATE, SCHEMAS, SOURCE_NAMES, SourceEmitter, type SourceName, type Sinks } from './sources.js';
-import { writeSourceFiles } from './writer.js';
+import { writeSourceFiles, type GenerationResult } from './writer.js';
+export type { GeneratedFile } from './writer.js';
 import { writeEcommerce, type EcommerceResult } from './ecommerce.js';
 
 /**
@@ -43,22 +44,7 @@ export interface GenerateOptions {
   progressEvery?: number;
 }
 
-export interface GeneratedFile {
-  path: string;
-  rows: number;
-}
-
-export interface GenerateResult {
-  outDir: string;
-  format: OutputFormat;
-  persons: number;
-  seed: number;
-  asOf: string;
-  days: number;
-  files: Record<SourceName, GeneratedFile>;
-  /** Rows over all source files, truth excluded. */
-  sourceRows: number;
-}
+export type GenerateResult = GenerationResult<SourceName>;
 
 export const DEFAULT_AS_OF = '2026-11-15';
 export const DEFAULT_DAYS = 365;
@@ -98,7 +84,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   const config = resolveConfig(options);
   const format = options.format ?? 'csv';
   if (format !== 'csv' && format !== 'parquet') throw new RangeError(`format must be csv or parquet, got ${String(format)}`);
-  const { outDir, files } = await writeSourceFiles(options.out, format, SCHEMAS, (writers) => {
+  return writeSourceFiles(options.out, format, SCHEMAS, config, SOURCE_NAMES.filter((n) => n !== 'truth'), (writers) => {
     const factory = new PersonFactory(config);
     const emitter = new SourceEmitter(config, writers as Sinks);
     const every = options.progressEvery ?? 100_000;
@@ -107,17 +93,6 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
       if (options.onProgress && (i + 1) % every === 0) options.onProgress(i + 1);
     }
   });
-
-  return {
-    outDir,
-    format,
-    persons: config.persons,
-    seed: config.seed,
-    asOf: new Date(config.asOfMs).toISOString(),
-    days: config.windowMs / 86_400_000,
-    files,
-    sourceRows: SOURCE_NAMES.filter((n) => n !== 'truth').reduce((sum, n) => sum + files[n].rows, 0),
-  };
 }
 
 /** The `ecommerce` scenario (docs/generator.md): same options and determinism; `junkRate` does not apply. */

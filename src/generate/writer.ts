@@ -91,21 +91,45 @@ export async function csvToParquet(
 }
 
 /** One generated file: where it is, and how many data rows it holds. */
-export interface WrittenFile {
+export interface GeneratedFile {
   path: string;
   rows: number;
+}
+
+/** What a scenario wrote: its files, and the settings that reproduce them. */
+export interface GenerationResult<N extends string> {
+  outDir: string;
+  format: 'csv' | 'parquet';
+  persons: number;
+  seed: number;
+  asOf: string;
+  days: number;
+  files: Record<N, GeneratedFile>;
+  /** Rows over the source files (`sources`), reference files such as truth excluded. */
+  sourceRows: number;
+}
+
+/** The settings a result reports. */
+export interface GenerationSettings {
+  persons: number;
+  seed: number;
+  asOfMs: number;
+  windowMs: number;
 }
 
 /**
  * Writes one file per source into `out`: `fill` streams rows into a CSV writer per source; for
  * Parquet the CSVs go to a scratch folder and are converted with the declared column types.
+ * `sources` are the files whose rows count as source rows.
  */
 export async function writeSourceFiles<N extends string>(
   out: string,
   format: 'csv' | 'parquet',
   schemas: Record<N, readonly (readonly [string, string])[]>,
+  settings: GenerationSettings,
+  sources: readonly NoInfer<N>[],
   fill: (writers: Record<N, CsvFileWriter>) => void,
-): Promise<{ outDir: string; files: Record<N, WrittenFile> }> {
+): Promise<GenerationResult<N>> {
   const outDir = path.resolve(out);
   mkdirSync(outDir, { recursive: true });
   const csvDir = format === 'csv' ? outDir : path.join(outDir, '.csv-tmp');
@@ -117,10 +141,19 @@ export async function writeSourceFiles<N extends string>(
   } finally {
     for (const writer of Object.values<CsvFileWriter>(writers)) writer.close();
   }
-  const files = Object.fromEntries(names.map((name) => [name, { path: path.join(outDir, `${name}.${format}`), rows: writers[name].rows }])) as Record<N, WrittenFile>;
+  const files = Object.fromEntries(names.map((name) => [name, { path: path.join(outDir, `${name}.${format}`), rows: writers[name].rows }])) as Record<N, GeneratedFile>;
   if (format === 'parquet') {
     await csvToParquet(names.map((name) => ({ csv: writers[name].path, parquet: files[name].path, columns: schemas[name] })));
     rmSync(csvDir, { recursive: true, force: true });
   }
-  return { outDir, files };
+  return {
+    outDir,
+    format,
+    persons: settings.persons,
+    seed: settings.seed,
+    asOf: new Date(settings.asOfMs).toISOString(),
+    days: settings.windowMs / 86_400_000,
+    files,
+    sourceRows: sources.reduce((sum, name) => sum + files[name].rows, 0),
+  };
 }
