@@ -2,7 +2,7 @@ import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeHubSpot } from '../fakes/hubspot-server.js';
 import { FakeWebhook } from '../fakes/webhook-server.js';
-import { TempProject, expectCode, output } from '../helpers/project.js';
+import { TempProject, duckdbProject, expectCode, output } from '../helpers/project.js';
 
 /**
  * A deletion request end to end on the repo-root project (issue #6): sync a person to three
@@ -209,5 +209,27 @@ describe('restore', () => {
     await cdp(['build', '--full-refresh']);
     const back = await p.query(`SELECT COUNT(*) AS n FROM identity_graph WHERE identifier_value = '${person.email.toLowerCase()}'`, DB);
     expect(Number(back[0]!['n'])).toBe(1);
+  });
+});
+
+describe('privacy.key_env in cdp_project.yml', () => {
+  it('names the key variable, and a bad name is an error with file and key', async () => {
+    const bad = duckdbProject({ 'cdp_project.yml': 'name: keyed\nprivacy:\n  key_env: not-a-name\n' });
+    try {
+      const run = expectCode(await bad.cdp(['compile']), 2);
+      expect(run.stderr).toMatch(/cdp_project\.yml:3 \(key `privacy\.key_env`\): `privacy\.key_env` must name an environment variable/);
+    } finally {
+      bad.cleanup();
+    }
+    const custom = TempProject.fromRepoRoot();
+    try {
+      custom.write({ 'cdp_project.yml': custom.read('cdp_project.yml') + 'privacy:\n  key_env: ACME_PRIVACY_KEY\n' });
+      const missing = expectCode(await custom.cdp(['privacy', 'delete', '--identifier', 'email:a@example.com'], { CDP_PRIVACY_KEY: KEY }), 2);
+      expect(missing.stderr).toMatch(/ACME_PRIVACY_KEY is not set/);
+      const filed = await custom.cdp(['privacy', 'delete', '--identifier', 'email:a@example.com', '--dry-run'], { ACME_PRIVACY_KEY: KEY });
+      expect(expectCode(filed, 0).stdout).toMatch(/Dry run: 1 deletion request/);
+    } finally {
+      custom.cleanup();
+    }
   });
 });
