@@ -77,6 +77,13 @@ export interface DestinationContext {
   /** The contract's mode: `update` must never create a record. */
   mode: SyncMode;
   options: Record<string, unknown>;
+  /**
+   * The start of the oldest run of this destination since its last successful one (this run
+   * included): a write applied after it may never have been acknowledged (a killed run, a lost
+   * response). A connector that learns "created" only from the first write's answer uses it to
+   * recognise records an unacknowledged earlier attempt created.
+   */
+  unacknowledgedSince: Date;
 }
 
 /** A problem with a contract's `options`, as a key below `options` and a message. */

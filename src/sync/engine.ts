@@ -8,6 +8,7 @@ import type { PrivacyKey } from '../privacy/key.js';
 import type { Contract } from './contract.js';
 import { deliverer, DestinationStopped } from './delivery.js';
 import { acquireLock, lockHolder, releaseLock } from './lock.js';
+import { timestampAsDate } from './history.js';
 import { planSize, preflight, summarizePlan, type Op, type OpCounts } from './plan.js';
 import {
   consentRemovalsSql,
@@ -137,6 +138,7 @@ export async function syncDestination(
     await writer.execute(`INSERT INTO ${rel('runs')} (run_id, destination, status, started_at, planned_add, planned_change, planned_remove, succeeded_add, succeeded_change, succeeded_remove, failed_add, failed_change, failed_remove, excluded_consent, mapping_hash)
       VALUES (${run}, ${dest}, 'running', ${d.currentTimestamp()}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ${d.literal(contract.mappingHash)})`);
     runRecorded = true;
+    const unacknowledgedSince = await oldestRunSinceSuccess(writer, d, contract);
     // The run's plan, materialised once: the audit record, what the delivery loop reads, and
     // where acknowledged records are copied into the snapshot from. Counted from there, so the
     // diff runs once per sync.
@@ -165,7 +167,7 @@ export async function syncDestination(
     }
     const total = result.planned.add + result.planned.change + result.planned.remove;
     if (total > 0) {
-      connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, mode: contract.mode, options: contract.options });
+      connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, mode: contract.mode, options: contract.options, unacknowledgedSince });
       const delivery = deliverer(connector, contract.delivery, !guarded);
       // What the engine keeps per record until its outcome is committed.
       const raw = new Map<OutboundRecord, PlannedRow>();
@@ -273,6 +275,14 @@ async function holdInDoubt(writer: Session, d: Dialect, contract: Contract, opti
  * windows of PENDING_WINDOW plan rows (by seq): the warehouse sorts and holds one window, not the
  * whole plan, and Node one batch of it at a time (plus the batches in flight).
  */
+async function oldestRunSinceSuccess(writer: Session, d: Dialect, contract: Contract): Promise<Date> {
+  const runs = d.quoteRelation(stateRelation(contract.relation.database, 'runs'));
+  const dest = d.literal(contract.name);
+  const [row] = await writer.query(`SELECT MIN(r.started_at) AS since FROM ${runs} AS r WHERE r.destination = ${dest}
+    AND NOT EXISTS (SELECT 1 FROM ${runs} AS s WHERE s.destination = ${dest} AND s.status = 'success' AND s.started_at >= r.started_at)`);
+  return timestampAsDate(row?.['since']) ?? new Date();
+}
+
 async function* pendingBatches(reader: Session, d: Dialect, contract: Contract, runId: string, lastSeq: number): AsyncIterable<Row[]> {
   let pending: Row[] = [];
   for (let from = 1; from <= lastSeq; from += PENDING_WINDOW) {

@@ -48,10 +48,11 @@ function num(value: unknown): number {
   return Number(value);
 }
 
-function time(value: unknown): Date | null {
+/** A warehouse TIMESTAMP as the drivers return it (Date, text without zone = UTC, or a wrapped value). */
+export function timestampAsDate(value: unknown): Date | null {
   if (value === null || value === undefined) return null;
   if (value instanceof Date) return value;
-  if (typeof value === 'object' && 'value' in value) return time((value as { value: unknown }).value);
+  if (typeof value === 'object' && 'value' in value) return timestampAsDate((value as { value: unknown }).value);
   const date = new Date(typeof value === 'string' && !/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? `${value.replace(' ', 'T')}Z` : String(value));
   return Number.isNaN(date.getTime()) ? null : date;
 }
@@ -73,8 +74,8 @@ export function historySql(d: Dialect, database: string | undefined, query: Hist
 }
 
 function toRun(row: Row): HistoryRun {
-  const started = time(row['started_at']);
-  const finished = time(row['finished_at']);
+  const started = timestampAsDate(row['started_at']);
+  const finished = timestampAsDate(row['finished_at']);
   const ops = (prefix: string): OpCounts => ({ add: num(row[`${prefix}_add`]), change: num(row[`${prefix}_change`]), remove: num(row[`${prefix}_remove`]) });
   return {
     run_id: String(row['run_id']),

@@ -88,7 +88,7 @@ export function connectorPool(): (type: DestinationType, options: Record<string,
   });
   return async (type, options, context = {}) => {
     expect(type.validateOptions(options)).toEqual([]);
-    const connector = await type.open({ destination: 'crm', object: 'contacts', runId: 'run-1', projectRoot: os.tmpdir(), mode: 'upsert', ...context, options });
+    const connector = await type.open({ destination: 'crm', object: 'contacts', runId: 'run-1', projectRoot: os.tmpdir(), mode: 'upsert', unacknowledgedSince: new Date(), ...context, options });
     open.push(connector);
     return connector;
   };
