@@ -1,4 +1,5 @@
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordMeta, RecordResult } from './destination.js';
+import { createdInWindow } from './created-window.js';
 import { DeliveryError } from './errors.js';
 import { baseUrlOf, jsonCall, patternProblems, requireSecret, secretProblems, stringOption, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems, type FailureReader } from './http-connector.js';
 
@@ -8,7 +9,9 @@ import { baseUrlOf, jsonCall, patternProblems, requireSecret, secretProblems, st
  * - adds and changes: `POST /crm/v3/objects/contacts/batch/upsert` with
  *   `{inputs: [{idProperty, id, properties, objectWriteTraceId}]}`, `id` being the value of the
  *   unique `id_property` (default `email`); at most 100 inputs per call. Each result's HubSpot id
- *   and `new` flag come back as the record's meta (`{id, created: true}` when cdp created it).
+ *   and `new` flag come back as the record's meta (`{id, created: true}` when cdp created it). An
+ *   add answered "not new" whose `createdAt` is at or after the context's `unacknowledgedSince`
+ *   was created by an earlier attempt whose answer was lost: created too (created-window.ts).
  * - removes with `removal: clear`: the same upsert, with every mapped property but the id set to
  *   `""` (HubSpot clears a property given an empty string).
  * - removes with `removal: delete`: batch archive takes HubSpot object ids only (`{inputs:[{id}]}`,
@@ -60,7 +63,8 @@ export const hubspotDestination: DestinationType = {
   async open(context: DestinationContext): Promise<Destination> {
     const o = context.options;
     const token = requireSecret('hubspot', o, 'token');
-    return new HubSpot(baseUrlOf(o, 'base_url', HUBSPOT_DEFAULT_BASE_URL), token, stringOption(o, 'id_property', 'email'), timeoutOf(o), this.capabilities);
+    const idProperty = stringOption(o, 'id_property', 'email');
+    return new HubSpot(baseUrlOf(o, 'base_url', HUBSPOT_DEFAULT_BASE_URL), token, idProperty, timeoutOf(o), context.unacknowledgedSince, this.capabilities);
   },
 };
 
@@ -82,6 +86,7 @@ interface HubSpotError {
 interface BatchResult {
   id?: string;
   new?: boolean;
+  createdAt?: string;
   objectWriteTraceId?: string;
   properties?: Record<string, unknown>;
 }
@@ -118,14 +123,15 @@ function errorReason(e: HubSpotError): string {
 }
 
 /**
- * What the connector keeps per contact: its HubSpot id, and `created` once an upsert created it.
- * The engine merges meta, so `created` stays true across later updates; it turns false when the
- * upsert lands on another contact than the one cdp created (deleted or merged in HubSpot since).
+ * What the connector keeps per contact: its HubSpot id, and `created` once an upsert created it
+ * (or, for an add, an unacknowledged attempt did: see created-window.ts). The engine merges meta,
+ * so `created` stays true across later updates; it turns false when the upsert lands on another
+ * contact than the one cdp created (deleted or merged in HubSpot since).
  */
-function metaOf(record: OutboundRecord, result: BatchResult | undefined): RecordMeta | undefined {
+function metaOf(record: OutboundRecord, result: BatchResult | undefined, unacknowledgedSince: Date): RecordMeta | undefined {
   if (result?.id === undefined) return undefined;
   const id = String(result.id);
-  if (result.new === true) return { id, created: true };
+  if (result.new === true || (record.op === 'add' && createdInWindow(result.createdAt, unacknowledgedSince))) return { id, created: true };
   const previous = record.meta?.id;
   return previous !== undefined && String(previous) !== id ? { id, created: false } : { id };
 }
@@ -136,6 +142,7 @@ class HubSpot implements Destination {
     private readonly token: string,
     private readonly idProperty: string,
     private readonly timeoutMs: number,
+    private readonly unacknowledgedSince: Date,
     readonly capabilities: DestinationType['capabilities'],
   ) {}
 
@@ -187,7 +194,7 @@ class HubSpot implements Destination {
       const reason = rejections.get(item.record.key);
       if (reason !== undefined) return { key: item.record.key, ok: false, reason };
       // A remove leaves no snapshot to keep meta with.
-      const meta = item.record.op === 'remove' ? undefined : metaOf(item.record, resultOf(item));
+      const meta = item.record.op === 'remove' ? undefined : metaOf(item.record, resultOf(item), this.unacknowledgedSince);
       return meta === undefined ? { key: item.record.key, ok: true } : { key: item.record.key, ok: true, meta };
     });
   }

@@ -1,10 +1,11 @@
+import { createdInWindow } from './created-window.js';
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordMeta, RecordResult } from './destination.js';
 import { DeliveryError } from './errors.js';
 import {
   baseUrlOf, chunks, jsonCall, numberOption, patternProblems, positiveIntegerProblems, requireSecret, secretProblems, stringOption, timeoutOf, timeoutProblems,
   unknownOptionProblems, urlProblems, type FailureReader, type JsonAnswer,
 } from './http-connector.js';
-import { bulkUpsert, type BulkApi } from './salesforce-bulk.js';
+import { bulkUpsert, type BulkApi, type BulkOutcome } from './salesforce-bulk.js';
 
 /**
  * The Salesforce connector (docs/connectors/salesforce.md): any sObject (`object`), REST API.
@@ -13,6 +14,10 @@ import { bulkUpsert, type BulkApi } from './salesforce-bulk.js';
  *   `PATCH /composite/sobjects/{object}/{external_id_field}` with `{allOrNone: false, records}`,
  *   at most 200 records per call, one result per record in request order. A batch with more than
  *   `bulk_threshold` upserts goes through one Bulk API 2.0 ingest job instead (salesforce-bulk.ts).
+ *   Both answer `created` per record, but neither says when a record was created: the adds
+ *   answered "not created" are looked up (`SELECT Id, CreatedDate … WHERE Id IN (…)`), and those
+ *   created at or after the context's `unacknowledgedSince` were created by an earlier attempt
+ *   whose answer was lost, so they count as created (created-window.ts).
  * - records addressed by Salesforce Id (removes; every record in `update` mode): the Id kept as
  *   meta at the last acknowledgement, else looked up by the external id with SOQL. `delete`:
  *   `DELETE /composite/sobjects?ids=…&allOrNone=false`; `clear`: collections update
@@ -37,6 +42,8 @@ const DEFAULT_BULK_POLL_MS = 2000;
 const DEFAULT_BULK_TIMEOUT_MS = 600_000;
 /** External id values per SOQL lookup: keeps the query URL well under Salesforce's 16,384 characters. */
 const LOOKUP_CHUNK = 100;
+/** Salesforce Ids (18 characters) per CreatedDate query: about 6,000 characters of URL. */
+const ID_QUERY_CHUNK = 200;
 const OPTIONS = ['instance_url', 'access_token', 'api_version', 'external_id_field', 'bulk_threshold', 'bulk_poll_interval_ms', 'bulk_timeout_ms', 'timeout_ms'];
 /** sObject and field API names: `Contact`, `Foo__c`, `ns__Foo__c`, `cdp_id__c`. */
 const API_NAME = /^[A-Za-z][A-Za-z0-9]*(?:__?[A-Za-z0-9]+)*$/;
@@ -73,6 +80,7 @@ export const salesforceDestination: DestinationType = {
       bulkThreshold: numberOption(o, 'bulk_threshold', SALESFORCE_DEFAULT_BULK_THRESHOLD),
       pollIntervalMs: numberOption(o, 'bulk_poll_interval_ms', DEFAULT_BULK_POLL_MS),
       bulkTimeoutMs: numberOption(o, 'bulk_timeout_ms', DEFAULT_BULK_TIMEOUT_MS),
+      unacknowledgedSince: context.unacknowledgedSince,
     }, this.capabilities);
   },
 };
@@ -84,7 +92,11 @@ interface Settings {
   bulkThreshold: number;
   pollIntervalMs: number;
   bulkTimeoutMs: number;
+  unacknowledgedSince: Date;
 }
+
+/** An upserted record's outcome, from sObject Collections or a bulk job. */
+type Upserted = { record: OutboundRecord } & BulkOutcome;
 
 interface SalesforceError {
   statusCode?: string;
@@ -263,23 +275,54 @@ class Salesforce implements Destination {
         rows.push({ record, externalId });
       }
     }
-    if (rows.length > this.settings.bulkThreshold) return [...results, ...(await this.bulk(rows))];
-    for (const chunk of chunks(rows, SALESFORCE_COLLECTION_MAX)) {
-      const answer = await this.api.json<SaveResult[]>('PATCH', `/composite/sobjects/${this.settings.object}/${field}`, {
-        json: { allOrNone: false, records: chunk.map(({ record }) => ({ attributes: { type: this.settings.object }, ...record.payload })) },
-      });
-      chunk.forEach(({ record }, i) => results.push(this.saved(record, answer[i], (id) => upsertMeta(record, id, answer[i]?.created === true))));
+    const upserted = rows.length > this.settings.bulkThreshold ? await this.bulk(rows) : await this.collections(rows);
+    const createdEarlier = await this.createdByUnacknowledgedWrites(upserted);
+    for (const outcome of upserted) {
+      const { record } = outcome;
+      if (!outcome.ok) results.push({ key: record.key, ok: false, reason: outcome.reason });
+      else results.push({ key: record.key, ok: true, meta: upsertMeta(record, outcome.id, outcome.created || createdEarlier.has(outcome.id)) });
     }
     return results;
   }
 
-  private async bulk(rows: { record: OutboundRecord; externalId: string }[]): Promise<RecordResult[]> {
+  private async collections(rows: { record: OutboundRecord; externalId: string }[]): Promise<Upserted[]> {
+    const upserted: Upserted[] = [];
+    for (const chunk of chunks(rows, SALESFORCE_COLLECTION_MAX)) {
+      const answer = await this.api.json<SaveResult[]>('PATCH', `/composite/sobjects/${this.settings.object}/${this.settings.externalIdField}`, {
+        json: { allOrNone: false, records: chunk.map(({ record }) => ({ attributes: { type: this.settings.object }, ...record.payload })) },
+      });
+      chunk.forEach(({ record }, i) => {
+        const result = answer[i];
+        if (!result) upserted.push({ record, ok: false, reason: 'Salesforce answered without a result for this record' });
+        else if (!result.success) upserted.push({ record, ok: false, reason: errorsText(result.errors) });
+        else upserted.push({ record, ok: true, id: result.id ?? '', created: result.created === true });
+      });
+    }
+    return upserted;
+  }
+
+  private async bulk(rows: { record: OutboundRecord; externalId: string }[]): Promise<Upserted[]> {
     const { object, externalIdField, pollIntervalMs, bulkTimeoutMs } = this.settings;
     const outcomes = await bulkUpsert(this.api, { object, externalIdField, pollIntervalMs, timeoutMs: bulkTimeoutMs }, rows.map(({ record, externalId }) => ({ externalId, fields: record.payload })));
-    return rows.map(({ record, externalId }): RecordResult => {
-      const outcome = outcomes.get(externalId.toLowerCase())!;
-      return outcome.ok ? { key: record.key, ok: true, meta: upsertMeta(record, outcome.id, outcome.created) } : { key: record.key, ok: false, reason: outcome.reason };
-    });
+    return rows.map(({ record, externalId }) => ({ record, ...outcomes.get(externalId.toLowerCase())! }));
+  }
+
+  /**
+   * The Ids, among adds the upsert answered "not created", of records created at or after
+   * `unacknowledgedSince`: by an earlier attempt whose answer was never committed. Neither
+   * sObject Collections nor Bulk API 2.0 results carry a creation time, so one SOQL query per
+   * 200 such records reads `CreatedDate`; a sync whose adds Salesforce creates costs none.
+   */
+  private async createdByUnacknowledgedWrites(upserted: Upserted[]): Promise<Set<string>> {
+    const ids = upserted.flatMap((u) => (u.ok && !u.created && u.record.op === 'add' && u.id !== '' ? [u.id] : []));
+    const created = new Set<string>();
+    for (const chunk of chunks([...new Set(ids)], ID_QUERY_CHUNK)) {
+      const soql = `SELECT Id, CreatedDate FROM ${this.settings.object} WHERE Id IN (${chunk.map(soqlLiteral).join(', ')})`;
+      for (const row of await this.query(soql)) {
+        if (typeof row['Id'] === 'string' && createdInWindow(row['CreatedDate'], this.settings.unacknowledgedSince)) created.add(row['Id']);
+      }
+    }
+    return created;
   }
 
   private saved(record: OutboundRecord, result: SaveResult | undefined, meta: (id: string | null | undefined) => RecordMeta | undefined): RecordResult {
@@ -336,13 +379,20 @@ class Salesforce implements Destination {
     const { object, externalIdField: field } = this.settings;
     const soql = `SELECT Id, ${field} FROM ${object} WHERE ${field} IN (${[...new Set(values.map(soqlLiteral))].join(', ')})`;
     const found = new Map<string, string[]>();
+    for (const row of await this.query(soql)) {
+      const value = scalarText(row[field])?.toLowerCase();
+      if (value !== undefined && typeof row['Id'] === 'string') found.set(value, [...(found.get(value) ?? []), row['Id']]);
+    }
+    return found;
+  }
+
+  /** Every row a SOQL query returns, following `nextRecordsUrl` across pages. */
+  private async query(soql: string): Promise<Record<string, unknown>[]> {
+    const rows: Record<string, unknown>[] = [];
     let page = await this.api.json<QueryResult>('GET', `/query?q=${encodeURIComponent(soql)}`);
     for (;;) {
-      for (const row of page.records ?? []) {
-        const value = scalarText(row[field])?.toLowerCase();
-        if (value !== undefined && typeof row['Id'] === 'string') found.set(value, [...(found.get(value) ?? []), row['Id']]);
-      }
-      if (page.done !== false || !page.nextRecordsUrl) return found;
+      rows.push(...(page.records ?? []));
+      if (page.done !== false || !page.nextRecordsUrl) return rows;
       page = await this.api.json<QueryResult>('GET', page.nextRecordsUrl);
     }
   }
@@ -381,8 +431,8 @@ class Salesforce implements Destination {
 }
 
 /**
- * What the connector keeps per record: its Salesforce Id, and `created` once an upsert created it.
- * The engine merges meta, so `created` stays true across later upserts; it turns false when an
+ * What the connector keeps per record: its Salesforce Id, and `created` once an upsert created it
+ * (or, for an add, an unacknowledged earlier attempt did). The engine merges meta, so `created` stays true across later upserts; it turns false when an
  * upsert lands on another record than the one cdp created (deleted or merged in Salesforce since).
  */
 function upsertMeta(record: OutboundRecord, id: string | null | undefined, created: boolean): RecordMeta | undefined {

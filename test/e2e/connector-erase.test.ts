@@ -68,6 +68,29 @@ describe('hubspot: erase', () => {
     expect(await connector.send([record('change', '2', contact('theirs@example.com', 'Theirs', 21), { meta: { id: '424242', created: true } })])).toEqual([{ key: '2', ok: true, meta: { id: theirs.id, created: false } }]);
   });
 
+  it('counts an add HubSpot answers `new: false` as created when the contact\'s createdAt is at or after unacknowledgedSince (an unacknowledged attempt created it); never a change', async () => {
+    hub = await new FakeHubSpot(TOKEN).start();
+    const since = new Date();
+    const theirs = hub.addContact('theirs@example.com', {}, new Date(since.getTime() - 60_000));
+    // Created by a killed run: its answer (new: true) was never committed.
+    const unacknowledged = hub.addContact('ours@example.com', {}, since);
+    const updated = hub.addContact('updated@example.com', {}, since);
+    const connector = await openConnector(hubspotDestination, { base_url: hub.url, token: '{{ env "CDP_HUBSPOT_TOKEN" }}' }, { mode: 'mirror', unacknowledgedSince: since });
+    const results = await connector.send([
+      record('add', '1', contact('theirs@example.com', 'Theirs', 10)),
+      record('add', '2', contact('ours@example.com', 'Ours', 20)),
+      record('add', '3', contact('new@example.com', 'New', 30)),
+      record('change', '4', contact('updated@example.com', 'Updated', 40), { meta: { id: updated.id } }),
+    ]);
+    expect(hub.requests[0]!.status).toBe(200);
+    expect(results).toEqual([
+      { key: '1', ok: true, meta: { id: theirs.id } },
+      { key: '2', ok: true, meta: { id: unacknowledged.id, created: true } },
+      { key: '3', ok: true, meta: { id: hub.contacts.get('new@example.com')!.id, created: true } },
+      { key: '4', ok: true, meta: { id: updated.id } },
+    ]);
+  });
+
   it('gdpr-deletes contacts cdp created, by HubSpot id, one call each; clears the mapped properties of the others; never creates or blocklists', async () => {
     const { hs, connector } = await hubspot();
     const theirs = hs.addContact('theirs@example.com', { firstname: 'Theirs', score: '20', phone: '+4915100000' });
@@ -101,7 +124,7 @@ describe('hubspot: erase', () => {
     expect(deletes.map((r) => r.body)).toEqual([{ objectId: ours.id }, { objectId: '999999' }, { objectId: ours2.id }]);
 
     expect(hs.gdprDeleted.map((c) => c.id)).toEqual([ours.id, ours2.id]);
-    expect(hs.contacts.get('theirs@example.com')).toEqual({ id: theirs.id, properties: { email: 'theirs@example.com', firstname: '', score: '', phone: '+4915100000' } });
+    expect(hs.contacts.get('theirs@example.com')).toEqual({ id: theirs.id, properties: { email: 'theirs@example.com', firstname: '', score: '', phone: '+4915100000' }, createdAt: theirs.createdAt });
     expect(hs.emails()).toEqual(['theirs@example.com']);
     expect([...hs.blocklist]).toEqual([]);
   });

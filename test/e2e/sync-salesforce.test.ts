@@ -149,13 +149,17 @@ describe('the salesforce connector', () => {
     expect(await snapshotKeys(p)).toEqual(keys(6));
   });
 
-  it('is idempotent when an answer is lost after Salesforce processed the upsert: the retry matches the same records', async () => {
+  it('is idempotent when an answer is lost after Salesforce processed the upsert: the retry matches the same records, which count as created', async () => {
     const p = await setup(3);
     sf.loseAnswers(1);
     expect((await sync(p, 0)).succeeded.add).toBe(3);
-    expect(sf.requests.map((r) => r.status)).toEqual([503, 200]);
+    expect(calls()).toEqual(['PATCH /composite/sobjects/Contact/cdp_id__c 503', 'PATCH /composite/sobjects/Contact/cdp_id__c 200', 'GET /query 200']);
     expect(sf.requests[1]!.body).toEqual(sf.requests[0]!.body);
     expect(sf.records.size).toBe(3);
+    // The retry answered created: false; CreatedDate (this run) says the lost attempt created them.
+    const ids = ['p1', 'p2', 'p3'].map(idOf);
+    expect(sf.requests[2]!.query.get('q')).toBe(`SELECT Id, CreatedDate FROM Contact WHERE Id IN (${ids.map((id) => `'${id}'`).join(', ')})`);
+    expect(await snapshots(p)).toEqual(Object.fromEntries(ids.map((id, i) => [String(i + 1), { id, created: true }])));
   });
 
   it('with on_remove: clear, nulls the mapped fields by Salesforce Id (never re-creating a deleted record)', async () => {
@@ -258,6 +262,36 @@ describe('the salesforce connector, driven directly', () => {
     const other = sf.put('Contact', { cdp_id__c: 'p1', LastName: 'Merged' });
     const [moved] = await destination.send([record('1', { LastName: 'Uno' }, { op: 'change', meta: { id: id1, created: true } })]);
     expect(moved).toEqual({ key: '1', ok: true, meta: { id: other, created: false } });
+  });
+
+  // A killed run (or a lost answer) created p2; the rerun's upsert answers created: false. CreatedDate tells it from p1, theirs.
+  it.each([
+    ['sObject Collections', {}, ['PATCH /composite/sobjects/Contact/cdp_id__c 200', 'GET /query 200']],
+    ['a Bulk API 2.0 job', { bulk_threshold: 1, bulk_poll_interval_ms: 5 }, ['POST /jobs/ingest 200', 'PUT /jobs/ingest/:id/batches 201', 'PATCH /jobs/ingest/:id 200', 'GET /jobs/ingest/:id 200', 'GET /jobs/ingest/:id 200', 'GET /jobs/ingest/:id 200', 'GET /jobs/ingest/:id/successfulResults 200', 'GET /jobs/ingest/:id/failedResults 200', 'GET /query 200']],
+  ])('through %s, an add answered "not created" counts as created when its CreatedDate is at or after unacknowledgedSince (one query, adds only)', async (_path, options, expectedCalls) => {
+    await suite.start();
+    // Salesforce keeps CreatedDate to the second: a record created in the second the window opened is inside it.
+    const since = new Date(Math.floor(Date.now() / 1000) * 1000 + 500);
+    const theirs = sf.put('Contact', { cdp_id__c: 'p1', LastName: 'Theirs' }, new Date(since.getTime() - 60_000));
+    const unacknowledged = sf.put('Contact', { cdp_id__c: 'p2', LastName: 'Two' }, new Date(since.getTime() - 400));
+    const changed = sf.put('Contact', { cdp_id__c: 'p4', LastName: 'Four' }, since);
+    const all = { instance_url: sf.url, access_token: '{{ env "CDP_SALESFORCE_TOKEN" }}', external_id_field: 'cdp_id__c', ...options };
+    const destination = await openConnector(salesforceDestination, all, { destination: 'crm_salesforce', object: 'Contact', mode: 'upsert', unacknowledgedSince: since });
+    const results = await destination.send([
+      record('1', { LastName: 'One' }),
+      record('2', { LastName: 'Two' }),
+      record('3', { LastName: 'Three' }),
+      record('4', { LastName: 'Cuatro' }, { op: 'change', meta: { id: changed } }),
+    ]);
+    expect(byKey(results)).toEqual({
+      '1': { ok: true, meta: { id: theirs } },
+      '2': { ok: true, meta: { id: unacknowledged, created: true } },
+      '3': { ok: true, meta: { id: idOf('p3'), created: true } },
+      '4': { ok: true, meta: { id: changed } },
+    });
+    expect(calls().map((c) => c.replace(/\/750\w+/, '/:id'))).toEqual(expectedCalls);
+    // Only the adds Salesforce did not create are looked up.
+    expect(sf.requests.at(-1)!.query.get('q')).toBe(`SELECT Id, CreatedDate FROM Contact WHERE Id IN ('${theirs}', '${unacknowledged}')`);
   });
 
   it('in update mode, updates by meta id or looked-up Id and rejects records Salesforce lacks, creating none', async () => {

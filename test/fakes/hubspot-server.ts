@@ -5,8 +5,8 @@ import { ScriptedServer, jsonBody, type FakeResponse, type RecordedRequest } fro
 /**
  * A local stand-in for HubSpot CRM v3 contacts (../shared/reference/reverse-etl.md), on loopback
  * only. It checks the Bearer token, enforces the 100-input batch cap (400 VALIDATION_ERROR),
- * implements batch/upsert (by idProperty; each result echoes `objectWriteTraceId` and says `new`
- * when the call created the contact), batch/read (by idProperty; 207 OBJECT_NOT_FOUND for missing
+ * implements batch/upsert (by idProperty; each result echoes `objectWriteTraceId`, says `new`
+ * when the call created the contact, and carries the contact's own `createdAt`), batch/read (by idProperty; 207 OBJECT_NOT_FOUND for missing
  * ids), batch/archive (HubSpot ids, 204) and gdpr-delete (one contact by HubSpot id, or by
  * idProperty; 204; an unknown id is a 404, an unknown email is blocklisted as HubSpot documents),
  * records every request, and can be scripted: 429 with HubSpot's RATE_LIMIT body and
@@ -16,6 +16,8 @@ import { ScriptedServer, jsonBody, type FakeResponse, type RecordedRequest } fro
 export interface Contact {
   id: string;
   properties: Record<string, string>;
+  /** When HubSpot created it (ISO 8601, milliseconds): what `createdAt` says in every result. */
+  createdAt: string;
 }
 
 export class FakeHubSpot extends ScriptedServer {
@@ -34,10 +36,10 @@ export class FakeHubSpot extends ScriptedServer {
     super();
   }
 
-  /** A contact someone else created (the CRM's owner, a form), keyed like upserts are. */
-  addContact(email: string, properties: Record<string, string> = {}): Contact {
+  /** A contact someone else created (the CRM's owner, a form; by default a day ago), keyed like upserts are. */
+  addContact(email: string, properties: Record<string, string> = {}, createdAt = new Date(Date.now() - 86_400_000)): Contact {
     const key = email.toLowerCase();
-    const contact = { id: String(this.nextId++), properties: { ...properties, email: key } };
+    const contact = { id: String(this.nextId++), properties: { ...properties, email: key }, createdAt: createdAt.toISOString() };
     this.contacts.set(key, contact);
     return contact;
   }
@@ -104,11 +106,11 @@ export class FakeHubSpot extends ScriptedServer {
             continue;
           }
           const existing = this.contacts.get(key);
-          const contact = existing ?? { id: String(this.nextId++), properties: {} };
+          const contact = existing ?? { id: String(this.nextId++), properties: {}, createdAt: now };
           Object.assign(contact.properties, input.properties, { [input.idProperty]: key });
           this.contacts.set(key, contact);
           const trace = typeof input.objectWriteTraceId === 'string' ? { objectWriteTraceId: input.objectWriteTraceId } : {};
-          results.push({ id: contact.id, properties: contact.properties, createdAt: now, updatedAt: now, archived: false, new: !existing, ...trace });
+          results.push({ id: contact.id, properties: contact.properties, createdAt: contact.createdAt, updatedAt: now, archived: false, new: !existing, ...trace });
         }
         return complete(results, errors);
       }
@@ -117,7 +119,7 @@ export class FakeHubSpot extends ScriptedServer {
         const missing: string[] = [];
         for (const input of inputs) {
           const contact = this.contacts.get(String(input.id).toLowerCase());
-          if (contact) results.push({ id: contact.id, properties: contact.properties, createdAt: now, updatedAt: now, archived: false });
+          if (contact) results.push({ id: contact.id, properties: contact.properties, createdAt: contact.createdAt, updatedAt: now, archived: false });
           else missing.push(String(input.id));
         }
         const errors = missing.length ? [{ status: 'error', category: 'OBJECT_NOT_FOUND', message: 'Could not get some CONTACT objects, they may be deleted or not exist.', context: { ids: missing } }] : [];

@@ -5,8 +5,10 @@ import { ScriptedServer, jsonBody, type FakeResponse, type RecordedRequest as Js
  * A local stand-in for the Salesforce REST API (../shared/reference/reverse-etl.md §3), on
  * loopback only, for one API version. It checks the Bearer token (401 `INVALID_SESSION_ID`),
  * implements sObject Collections upsert by external id, update by Id and delete by Ids (at most
- * 200 records, else 400 `EXCEEDED_ID_LIMIT`; per-record results in request order), a SOQL
- * `SELECT Id, F FROM O WHERE F IN (…)` query, and Bulk API 2.0 ingest jobs with their state
+ * 200 records, else 400 `EXCEEDED_ID_LIMIT`; per-record results in request order: UpsertResult
+ * `{id, success, errors, created}`, no creation time), the SOQL queries the connector makes
+ * (`SELECT Id, F FROM O WHERE F IN (…)`, and `SELECT Id, CreatedDate FROM O WHERE Id IN (…)`, with
+ * Salesforce's second-precision `2026-11-22T16:06:09.000+0000`), and Bulk API 2.0 ingest jobs with their state
  * machine (Open → UploadComplete → InProgress → JobComplete | Failed | Aborted) and result CSVs.
  * Deleted records go to a recycle bin (`ENTITY_IS_DELETED` when addressed again). It records
  * every request and can be scripted: 403 `REQUEST_LIMIT_EXCEEDED`, 429, 5xx, 401, per-record
@@ -60,6 +62,8 @@ export class FakeSalesforce extends ScriptedServer {
   private nextId = 1;
   private nextJob = 1;
   private readonly rejected = new Map<string, SfError>();
+  /** Each record's CreatedDate, by Id. */
+  private readonly createdDates = new Map<string, string>();
   private failJobWith: string | undefined;
   private answersToLose = 0;
 
@@ -105,15 +109,18 @@ export class FakeSalesforce extends ScriptedServer {
     return new Map([...this.records.values()].filter((r) => r.type === type).map((r) => [String(r.fields[field]), r.fields]));
   }
 
-  /** Seeds a live record (one cdp did not create). */
-  put(type: string, fields: Record<string, unknown>): string {
-    const record = { Id: this.newId(type), type, fields: { ...fields } };
+  /** Seeds a live record (one cdp did not create; by default created a day ago). */
+  put(type: string, fields: Record<string, unknown>, createdAt = new Date(Date.now() - 86_400_000)): string {
+    const record = { Id: this.newId(type, createdAt), type, fields: { ...fields } };
     this.records.set(record.Id, record);
     return record.Id;
   }
 
-  private newId(type: string): string {
-    return `${ID_PREFIX[type] ?? 'a00'}${String(this.nextId++).padStart(12, '0')}AAA`;
+  private newId(type: string, createdAt = new Date()): string {
+    const id = `${ID_PREFIX[type] ?? 'a00'}${String(this.nextId++).padStart(12, '0')}AAA`;
+    // Salesforce keeps CreatedDate to the second, and writes it with a +0000 offset.
+    this.createdDates.set(id, `${createdAt.toISOString().slice(0, 19)}.000+0000`);
+    return id;
   }
 
   protected handle(method: string, rawPath: string, headers: IncomingHttpHeaders, text: string): FakeResponse {
@@ -254,19 +261,24 @@ export class FakeSalesforce extends ScriptedServer {
     return { id, success: true, errors: [] };
   }
 
-  /** Only the lookup the connector makes: `SELECT Id, F FROM O WHERE F IN (literals)`. */
+  /**
+   * Only the queries the connector makes: `SELECT Id, F FROM O WHERE F IN (literals)` (F an
+   * external id field), and `SELECT Id, CreatedDate FROM O WHERE Id IN (literals)`.
+   */
   private query(soql: string, reply: Reply, error: (status: number, errorCode: string, message: string) => FakeResponse): FakeResponse {
     const m = /^SELECT Id, (\w+) FROM (\w+) WHERE (\w+) IN \((.*)\)$/s.exec(soql);
-    if (!m || m[1] !== m[3]) return error(400, 'MALFORMED_QUERY', `unsupported query: ${soql}`);
-    const [, field, type, , list] = m as unknown as [string, string, string, string, string];
+    const [, field, type, where, list] = (m ?? []) as unknown as [string, string, string, string, string];
+    const byId = field === 'CreatedDate' && where === 'Id';
+    if (!m || (field !== where && !byId)) return error(400, 'MALFORMED_QUERY', `unsupported query: ${soql}`);
     if (!this.objects.includes(type)) return error(400, 'INVALID_TYPE', `sObject type '${type}' is not supported.`);
     const values = [...list.matchAll(/'((?:[^'\\]|\\.)*)'|(-?\d+(?:\.\d+)?)/g)].map((v) => (v[1] !== undefined ? v[1].replace(/\\(.)/g, (_, c: string) => ({ n: '\n', r: '\r', t: '\t' })[c] ?? c) : v[2]!));
-    const records = values.flatMap((v) => this.findByExternalId(type, field, v));
+    const records = values.flatMap((v) => (byId ? [this.records.get(v)].filter((r): r is SfRecord => r?.type === type) : this.findByExternalId(type, field, v)));
     const unique = [...new Map(records.map((r) => [r.Id, r])).values()];
+    const value = (r: SfRecord) => (byId ? this.createdDates.get(r.Id) : r.fields[field]);
     return reply(200, {
       totalSize: unique.length,
       done: true,
-      records: unique.map((r) => ({ attributes: { type, url: `/services/data/${this.version}/sobjects/${type}/${r.Id}` }, Id: r.Id, [field]: r.fields[field] })),
+      records: unique.map((r) => ({ attributes: { type, url: `/services/data/${this.version}/sobjects/${type}/${r.Id}` }, Id: r.Id, [field]: value(r) })),
     });
   }
 
