@@ -5,7 +5,7 @@ import {
   baseUrlOf, jsonCall, numberOption, patternProblems, positiveIntegerProblems, requireSecret, secretProblems, stringOption, timeoutOf, timeoutProblems,
   unknownOptionProblems, urlProblems, type FailureReader,
 } from './http-connector.js';
-import { GOOGLE_FIELDS, GOOGLE_RULES, googleHasAddress, googleMissing, sendMembership, type GoogleField, type IdentifierValues, type Member } from './platform-hash.js';
+import { GOOGLE_FIELDS, GOOGLE_RULES, googleHasAddress, googleMissing, membershipResults, planMembership, type GoogleField, type IdentifierValues } from './platform-hash.js';
 
 /**
  * The Google Ads Customer Match connector (docs/connectors/google-ads.md): membership of a
@@ -17,8 +17,11 @@ import { GOOGLE_FIELDS, GOOGLE_RULES, googleHasAddress, googleMissing, sendMembe
  * with `enablePartialFailure: true` → `POST /{v}/{job}:run` → poll the job's status with
  * `POST /{v}/customers/{cid}/googleAds:search` (the only way Google exposes it) until SUCCESS or
  * FAILED. Google forbids mixing create and remove operations in one job, so a batch with both
- * runs two jobs, removes first (a change removes its superseded identifiers, then adds the new).
- * Removes, privacy erasures included, are `remove` operations with the identifiers sent last.
+ * runs two jobs, removes first. Removes, privacy erasures included, are `remove` operations with
+ * every identifier sent last. A change removes only the identifiers it drops (sent last, not in
+ * the new set) and creates the whole new set (re-adding an identifier only renews its
+ * membership): so a remove job a killed run left behind, which Google may finish after the rerun's
+ * create job, never takes out an identifier the record still has.
  *
  * Errors (`{error: {code, message, status, details: [{errors: [{errorCode, message}]}]}}`): 429
  * RESOURCE_EXHAUSTED is retried after quotaErrorDetails.retryDelay; 401/403 stop the
@@ -128,6 +131,12 @@ interface Status {
 
 type Direction = 'create' | 'remove';
 
+/** One operation of a job: a record's UserData. */
+interface Operation {
+  key: string;
+  userIdentifiers: Record<string, unknown>[];
+}
+
 /** `{hashedEmail}`, `{hashedPhoneNumber}` and, when complete, `{addressInfo}`: one UserIdentifier each. */
 function userIdentifiers(values: IdentifierValues<GoogleField>): Record<string, unknown>[] {
   const identifiers: Record<string, unknown>[] = [];
@@ -137,6 +146,12 @@ function userIdentifiers(values: IdentifierValues<GoogleField>): Record<string, 
     identifiers.push({ addressInfo: { hashedFirstName: values.first_name, hashedLastName: values.last_name, countryCode: values.country, postalCode: values.zip } });
   }
   return identifiers;
+}
+
+/** The identifiers of `from` that are not in `kept` (an address counts as one identifier: all four parts). */
+function identifiersDropped(from: Record<string, unknown>[], kept: Record<string, unknown>[]): Record<string, unknown>[] {
+  const keep = new Set(kept.map((id) => JSON.stringify(id)));
+  return from.filter((id) => !keep.has(JSON.stringify(id)));
 }
 
 function errorCodeOf(e: GoogleAdsError): string | undefined {
@@ -186,12 +201,22 @@ class CustomerMatch implements Destination {
     readonly capabilities: DestinationType['capabilities'],
   ) {}
 
-  send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
-    return sendMembership(batch, GOOGLE_RULES, googleMissing, (direction, members, failures) => this.job(direction === 'remove' ? 'remove' : 'create', members, failures));
+  async send(batch: readonly OutboundRecord[]): Promise<RecordResult[]> {
+    const plan = planMembership(batch, GOOGLE_RULES, googleMissing);
+    const creates = plan.additions.map((m): Operation => ({ key: m.record.key, userIdentifiers: userIdentifiers(m.values) }));
+    const created = new Map(creates.map((op) => [op.key, op.userIdentifiers]));
+    // A change's removal is what its new set no longer has; a remove (or erase) has no new set: everything sent goes.
+    const removes = plan.removals
+      .map((m): Operation => ({ key: m.record.key, userIdentifiers: identifiersDropped(userIdentifiers(m.values), created.get(m.record.key) ?? []) }))
+      .filter((op) => op.userIdentifiers.length > 0);
+    const failures = new Map<string, string>();
+    if (removes.length > 0) await this.job('remove', removes, failures);
+    if (creates.length > 0) await this.job('create', creates, failures);
+    return membershipResults(batch, plan, failures);
   }
 
   /** One job of one direction: create it, add the operations, run it, wait for it. */
-  private async job(direction: Direction, members: Member<GoogleField>[], failures: Map<string, string>): Promise<void> {
+  private async job(direction: Direction, operations: Operation[], failures: Map<string, string>): Promise<void> {
     const metadata: Record<string, unknown> = { userList: this.s.userList };
     // Consent describes the people being added; Google does not want it on remove jobs.
     if (direction === 'create' && this.s.consent) metadata['consent'] = this.s.consent;
@@ -201,27 +226,27 @@ class CustomerMatch implements Destination {
     const job = created.resourceName;
     if (typeof job !== 'string') throw new DeliveryError('offlineUserDataJobs:create answered without a resourceName', 'server');
 
-    const operations = members.map((m) => ({ [direction]: { userIdentifiers: userIdentifiers(m.values) } }));
-    const added = (await this.post(`/${job}:addOperations`, { enablePartialFailure: true, operations })) as { partialFailureError?: Status };
-    const refused = this.partialFailures(added.partialFailureError, members);
+    const body = { enablePartialFailure: true, operations: operations.map(({ userIdentifiers }) => ({ [direction]: { userIdentifiers } })) };
+    const added = (await this.post(`/${job}:addOperations`, body)) as { partialFailureError?: Status };
+    const refused = this.partialFailures(added.partialFailureError, operations);
     for (const [key, reason] of refused) failures.set(key, reason);
     // Nothing left to run: every operation was refused.
-    if (refused.size === members.length) return;
+    if (refused.size === operations.length) return;
 
     await this.post(`/${job}:run`, {});
     await this.waitFor(job);
   }
 
   /** Records whose operation Google refused, with `<ERROR_CODE>: <message>`; the operation index is in the field path. */
-  private partialFailures(status: Status | undefined, members: Member<GoogleField>[]): Map<string, string> {
+  private partialFailures(status: Status | undefined, operations: Operation[]): Map<string, string> {
     const refused = new Map<string, string>();
     for (const e of googleErrors(status)) {
       const index = e.location?.fieldPathElements?.find((p) => p.fieldName === 'operations')?.index;
-      const member = index === undefined ? undefined : members[index];
-      if (!member) continue;
+      const operation = index === undefined ? undefined : operations[index];
+      if (!operation) continue;
       const reason = [errorCodeOf(e), e.message].filter(Boolean).join(': ') || 'refused by Google Ads';
-      const before = refused.get(member.record.key);
-      refused.set(member.record.key, before ? `${before}; ${reason}` : reason);
+      const before = refused.get(operation.key);
+      refused.set(operation.key, before ? `${before}; ${reason}` : reason);
     }
     return refused;
   }

@@ -50,7 +50,7 @@ function expectOnlyHashesAndNoMixedJobs(): void {
 }
 
 describe('the google_ads connector', () => {
-  it('creates, fills, runs and polls a job per direction; a change removes the old identifiers in a remove-only job first', async () => {
+  it('creates, fills, runs and polls a job per direction; a change removes only the identifiers it drops, in a remove-only job first', async () => {
     const p = await setup(customers(3));
     const d = await sync(p, 0);
     expect(d).toMatchObject({ status: 'success', planned: { add: 3 }, succeeded: { add: 3 }, failed: { add: 0 } });
@@ -70,12 +70,13 @@ describe('the google_ads connector', () => {
     expect(sizes(google.jobs)).toEqual(['create 3 SUCCESS']);
     expect(google.members.size).toBe(7); // 3 emails, 3 phones, one shared address
 
-    // Row 2 leaves the model and row 3 gets a new phone: a remove-only job (3's old identifiers, 2), then a create-only job.
+    // Row 2 leaves the model and row 3 gets a new phone: a remove-only job (3's old phone, all of 2's identifiers), then a
+    // create-only job with 3's whole new set (re-adding its email and address only renews them).
     await rebuild(p, customers(3, (i) => (i === 2 ? null : i === 3 ? '3,p3,User3@Example.com,+44 20 7946 0958,Jane,Doe,us,94025' : undefined)));
     const next = await sync(p, 0);
     expect(next).toMatchObject({ status: 'success', succeeded: { add: 0, change: 1, remove: 1 } });
     expect(sizes(google.jobs)).toEqual(['create 3 SUCCESS', 'remove 2 SUCCESS', 'create 1 SUCCESS']);
-    expect(google.jobs[1]!.operations).toEqual([{ remove: userData(3) }, { remove: userData(2) }]);
+    expect(google.jobs[1]!.operations).toEqual([{ remove: { userIdentifiers: [{ hashedPhoneNumber: sha(e164(phoneOf(3))) }] } }, { remove: userData(2) }]);
     expect(google.jobs[1]!.consent).toBeUndefined();
     expect(google.jobs[2]!.operations).toEqual([{ create: userData(3, '+44 20 7946 0958') }]);
     expect(google.sortedMembers()).toEqual([sha('user1@example.com'), sha('user3@example.com'), sha(e164(phoneOf(1))), sha('+442079460958'), `address:${JSON.stringify(Object.values(address()))}`].sort());
@@ -170,6 +171,26 @@ describe('the google_ads connector', () => {
     const d = await sync(p, 1);
     expect(d.message).toMatch(/answered 400 INVALID_ARGUMENT INVALID_USER_LIST_ID: The user list ID provided for the job is invalid\.; this concerns the job or the user list as a whole/);
     expect(google.requests).toHaveLength(1);
+  });
+
+  it('a change removes only the identifiers it drops (a changed name drops the whole address), and none when it drops none', async () => {
+    await suite.start();
+    const options = { base_url: google.url, access_token: '{{ env "CDP_GOOGLE_ADS_ACCESS_TOKEN" }}', customer_id: '123-456-7890', user_list_id: LIST, poll_interval_ms: 5 };
+    const connector = await openConnector(googleAdsDestination, options, { mode: 'add_remove' });
+    const person = (first: string, zip?: string) => ({ email: 'user1@example.com', first_name: first, last_name: 'Doe', country: 'us', ...(zip ? { zip } : {}) });
+    const sent = (first: string, zip?: string) => identifiersMeta({ email: sha('user1@example.com'), first_name: sha(first), last_name: sha('doe'), country: 'US', ...(zip ? { zip } : {}) });
+    const results = await connector.send([
+      record('change', '1', person('Janet', '94025'), { meta: sent('jane', '94025') }),
+      // No zip, so no address before or after: the names' hashes differ, the identifiers do not.
+      record('change', '2', { ...person('Janet'), email: 'user2@example.com' }, { meta: identifiersMeta({ email: sha('user2@example.com'), first_name: sha('jane'), last_name: sha('doe'), country: 'US' }) }),
+    ]);
+    expect(results.map((r) => r.ok)).toEqual([true, true]);
+    expect(sizes(google.jobs)).toEqual(['remove 1 SUCCESS', 'create 2 SUCCESS']);
+    expect(google.jobs[0]!.operations).toEqual([{ remove: { userIdentifiers: [{ addressInfo: address() }] } }]);
+    expect(google.jobs[1]!.operations).toEqual([
+      { create: { userIdentifiers: [{ hashedEmail: sha('user1@example.com') }, { addressInfo: { ...address(), hashedFirstName: sha('janet') } }] } },
+      { create: { userIdentifiers: [{ hashedEmail: sha('user2@example.com') }] } },
+    ]);
   });
 
   it('erase: a remove job with the identifiers sent last; no developer-token header when none is configured', async () => {
