@@ -198,6 +198,45 @@ describe('bad deletion requests (nothing written)', () => {
   });
 });
 
+describe('a destination whose contract was removed', () => {
+  it('stays pending, says so, and is closed by hand with `cdp privacy confirm`, which forgets its snapshot rows', async () => {
+    const [vip] = await p.query(`SELECT s.profile_id, g.identifier_type, g.identifier_value FROM cdp_sync.snapshots AS s JOIN identity_graph AS g USING (profile_id)
+      WHERE s.destination = 'crm_hubspot' ORDER BY 1, 2, 3 LIMIT 1`, DB);
+    expect(vip, 'someone is still synced to crm_hubspot').toBeDefined();
+    const gone = { profile_id: String(vip!['profile_id']), identifier: `${String(vip!['identifier_type'])}:${String(vip!['identifier_value'])}` };
+    const contract = p.read('destinations/crm_hubspot.yml');
+    p.remove('destinations/crm_hubspot.yml');
+    try {
+      await cdp(['privacy', 'delete', '--identifier', gone.identifier, '--request-id', 'dsr-orphan']);
+      await cdp(['build']);
+      await cdp(['sync']);
+      const text = (await cdp(['privacy', 'status', 'dsr-orphan'])).stdout;
+      expect(text).toMatch(/crm_hubspot: no contract in destinations\/ any more.*cdp privacy confirm dsr-orphan --destination crm_hubspot/);
+      const status = JSON.parse((await cdp(['privacy', 'status', 'dsr-orphan', '--json'])).stdout);
+      expect(status.status).toBe('pending');
+      expect(status.destinations.find((x: { destination: string }) => x.destination === 'crm_hubspot')).toMatchObject({ status: 'pending', contract: false });
+      const held = `SELECT COUNT(*) AS n FROM cdp_sync.snapshots WHERE destination = 'crm_hubspot' AND profile_id = '${gone.profile_id}'`;
+      expect(Number((await p.query(held, DB))[0]!['n'])).toBe(1);
+
+      // Not at a destination the sync still serves, not for a destination the request never reached.
+      const live = expectCode(await p.cdp(['privacy', 'confirm', 'dsr-0001', '--destination', 'high_value_outbox', '--note', 'by hand'], env), 2);
+      expect(live.stderr).toMatch(/`high_value_outbox` is a destination of this project/);
+      expectCode(await p.cdp(['privacy', 'confirm', 'dsr-orphan', '--destination', 'nowhere', '--note', 'x'], env), 2);
+
+      const confirmed = JSON.parse((await cdp(['privacy', 'confirm', 'dsr-orphan', '--destination', 'crm_hubspot', '--note', 'deleted in the receiver by J. Doe, ticket 4711', '--json'])).stdout);
+      expect(confirmed).toMatchObject({ destination: 'crm_hubspot', snapshot_rows: 1 });
+      expect(Number((await p.query(held, DB))[0]!['n'])).toBe(0);
+      const done = JSON.parse((await cdp(['privacy', 'status', 'dsr-orphan', '--json'])).stdout);
+      expect(done.status).toBe('done');
+      expect(done.destinations.find((x: { destination: string }) => x.destination === 'crm_hubspot').reason).toBe('confirmed by hand: deleted in the receiver by J. Doe, ticket 4711');
+      const again = expectCode(await p.cdp(['privacy', 'confirm', 'dsr-orphan', '--destination', 'crm_hubspot', '--note', 'x'], env), 2);
+      expect(again.stderr).toMatch(/already done/);
+    } finally {
+      p.write({ 'destinations/crm_hubspot.yml': contract });
+    }
+  });
+});
+
 describe('restore', () => {
   it('is explicit and logged, lifts suppression for new data only', async () => {
     const run = await cdp(['privacy', 'restore', 'dsr-0001', '--reason', 'filed against the wrong person']);

@@ -3,6 +3,7 @@ import type { ModelNode } from '../../compile/node.js';
 import { ConfigError, ExitCode } from '../../errors.js';
 import { graphRelations, stateTablesSql } from '../../identity/build-graph.js';
 import { graphStateRelations, graphStateTablesSql } from '../../identity/incremental-graph-sql.js';
+import { confirmErasureByHand } from '../../privacy/confirm.js';
 import { fileDeletionRequests, type FiledRequest, type ManagedTables } from '../../privacy/file-requests.js';
 import { loadPrivacyKey, requireKey } from '../../privacy/key.js';
 import { readRequestsFile, requestFromFlags, type DeletionRequest } from '../../privacy/requests.js';
@@ -11,6 +12,7 @@ import { privacyRelation } from '../../privacy/tables.js';
 import { redact } from '../../project/secrets.js';
 import { targetDatabase } from '../../project/target.js';
 import { prepareInvocation, type PreparedInvocation } from '../../run/invocation.js';
+import { DESTINATION_MATERIALIZATION } from '../../sync/destination-nodes.js';
 import { ensureState } from '../../sync/engine.js';
 import { stateRelation } from '../../sync/sql.js';
 import { withWarehouseSession } from '../../warehouse/engines.js';
@@ -32,12 +34,18 @@ interface StatusFlags extends CliFlags {
   json?: boolean;
 }
 
+interface ConfirmFlags extends CliFlags {
+  destination: string;
+  note: string;
+  json?: boolean;
+}
+
 interface RestoreFlags extends CliFlags {
   reason?: string;
   json?: boolean;
 }
 
-/** `cdp privacy delete | status | restore` (docs/privacy.md). */
+/** `cdp privacy delete | status | confirm | restore` (docs/privacy.md). */
 export function registerPrivacyCommand(program: Command, ctx: CommandContext): void {
   const privacy = program.command('privacy').description('deletion requests: file them (tombstones), follow their propagation to every destination, lift one');
   addProjectOptions(privacy.command('delete'), { selection: false })
@@ -57,6 +65,15 @@ export function registerPrivacyCommand(program: Command, ctx: CommandContext): v
     .option('--json', 'print as JSON')
     .action(async (requestId: string | undefined, flags: StatusFlags) => {
       ctx.exitCode = await statusCommand(requestId, flags, ctx);
+    });
+  addProjectOptions(privacy.command('confirm'), { selection: false })
+    .description('record an erasure done by hand at a destination whose contract was removed (cdp can no longer reach it); logged')
+    .argument('<request-id>', 'the request')
+    .requiredOption('--destination <name>', 'the removed destination, as `cdp privacy status <request-id>` lists it')
+    .requiredOption('--note <text>', 'how and by whom the person was erased there (recorded as the reason)')
+    .option('--json', 'print as JSON')
+    .action(async (requestId: string, flags: ConfirmFlags) => {
+      ctx.exitCode = await confirmCommand(requestId, flags, ctx);
     });
   addProjectOptions(privacy.command('restore'), { selection: false })
     .description('lift the suppression of a request for data arriving from now on (logged); erased data is not brought back')
@@ -151,17 +168,30 @@ async function statusCommand(requestId: string | undefined, flags: StatusFlags, 
       hint: 'File one with `cdp privacy delete --identifier <type:value>`.',
     });
   }
-  if (flags.json) ctx.out.write(redact(JSON.stringify(result, null, 2)));
-  else write(ctx, 'request_id' in result ? requestText(result) : summaryText(result));
+  const live = liveDestinations(prepared);
+  if ('request_id' in result) {
+    // Whether a contract still exists: without one, only `cdp privacy confirm` can close the erasure.
+    const annotated = { ...result, destinations: result.destinations.map((x) => ({ ...x, contract: live.has(x.destination) })) };
+    if (flags.json) ctx.out.write(redact(JSON.stringify(annotated, null, 2)));
+    else write(ctx, requestText(result, live));
+  } else if (flags.json) ctx.out.write(redact(JSON.stringify(result, null, 2)));
+  else write(ctx, summaryText(result));
   return ExitCode.success;
 }
 
-function requestText(r: RequestStatus): string[] {
+/** The destinations of the project's contracts: where `cdp sync` can still erase. */
+function liveDestinations(prepared: PreparedInvocation): Set<string> {
+  return new Set([...prepared.compiled.dag.nodes.values()].filter((n) => n.resourceType === 'model' && n.config.materialized === DESTINATION_MATERIALIZATION).map((n) => n.name));
+}
+
+function requestText(r: RequestStatus, live: ReadonlySet<string>): string[] {
+  const removed = r.destinations.filter((x) => x.status !== 'done' && !live.has(x.destination)).map((x) => x.destination);
   return [
     `Request ${r.request_id} (${r.identifier_type}), filed ${cell(r.requested_at)} from ${r.filed_from}${r.reason ? `: ${r.reason}` : ''}`,
     `  status: ${r.status.toUpperCase()}; ${r.profiles_matched} profile(s), ${r.identifiers_tombstoned} identifier(s) tombstoned${r.restored_at ? `; restored ${cell(r.restored_at)}` : ''}`,
     ...(r.deletion_propagation_latency_seconds !== null ? [`  deletion propagation latency: ${r.deletion_propagation_latency_seconds}s`] : []),
     ...table(['destination', 'status', 'attempts', 'confirmed_at', 'reason'], r.destinations.map((x) => [x.destination, x.status, x.attempts, x.confirmed_at, x.reason])),
+    ...removed.map((name) => `  ${name}: no contract in destinations/ any more, so no sync will erase there. Erase the person there by hand, then: cdp privacy confirm ${r.request_id} --destination ${name} --note "<how, by whom>"`),
   ];
 }
 
@@ -173,6 +203,17 @@ function summaryText(s: Awaited<ReturnType<typeof privacySummary>>): string[] {
     'Consent propagation latency (revocation → removal, per destination):',
     ...table(['destination', 'removals', 'avg_seconds', 'max_seconds'], s.consent_propagation_latency.map((c) => [c.destination, c.count, c.avg_seconds, c.max_seconds])),
   ];
+}
+
+async function confirmCommand(requestId: string, flags: ConfirmFlags, ctx: CommandContext): Promise<ExitCode> {
+  const prepared = prepareInvocation({ ...toProjectFlags(flags), state: undefined }, ctx.logger(flags.logFormat), ctx.env);
+  const confirmed = await withSession(prepared, async (session, database) => {
+    if (!(await session.describe(privacyRelation(database, 'requests')))) throw new ConfigError('privacy-request-unknown', `No deletion request \`${requestId}\` in this target`);
+    return confirmErasureByHand(session, prepared.dialect, database, requestId, flags.destination, flags.note, liveDestinations(prepared));
+  });
+  if (flags.json) ctx.out.write(redact(JSON.stringify(confirmed, null, 2)));
+  else write(ctx, [`Confirmed by hand: ${requestId} erased at ${confirmed.destination} (${confirmed.note}); ${confirmed.snapshot_rows} snapshot row(s) cdp kept for it there were dropped.`]);
+  return ExitCode.success;
 }
 
 async function restoreCommand(requestId: string, flags: RestoreFlags, ctx: CommandContext): Promise<ExitCode> {
