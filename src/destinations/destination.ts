@@ -78,9 +78,10 @@ export interface DestinationContext {
   mode: SyncMode;
   options: Record<string, unknown>;
   /**
-   * The start of the oldest run of this destination since its last successful one (this run
-   * included): a write applied after it may never have been acknowledged (a killed run, a lost
-   * response). A connector that learns "created" only from the first write's answer uses it to
+   * The start of the oldest run of this destination since its last run that went through its
+   * whole plan (success or partial; this run included): a write applied after it may never have
+   * been acknowledged (a killed run, a lost response). A partial run's rejected records were never
+   * applied, so it closes the window too. A connector that learns "created" only from the first write's answer uses it to
    * recognise records an unacknowledged earlier attempt created.
    */
   unacknowledgedSince: Date;

@@ -279,7 +279,7 @@ async function oldestRunSinceSuccess(writer: Session, d: Dialect, contract: Cont
   const runs = d.quoteRelation(stateRelation(contract.relation.database, 'runs'));
   const dest = d.literal(contract.name);
   const [row] = await writer.query(`SELECT MIN(r.started_at) AS since FROM ${runs} AS r WHERE r.destination = ${dest}
-    AND NOT EXISTS (SELECT 1 FROM ${runs} AS s WHERE s.destination = ${dest} AND s.status = 'success' AND s.started_at >= r.started_at)`);
+    AND NOT EXISTS (SELECT 1 FROM ${runs} AS s WHERE s.destination = ${dest} AND s.status IN ('success', 'partial') AND s.started_at >= r.started_at)`);
   return timestampAsDate(row?.['since']) ?? new Date();
 }
 

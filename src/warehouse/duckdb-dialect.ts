@@ -54,8 +54,9 @@ export class DuckDbDialect extends Dialect {
     return `sha256(${privacyKeyPad('opad')} || unhex(sha256(${privacyKeyPad('ipad')} || encode(${expression}))))`;
   }
 
+  /** UTC wall clock: a plain cast would give the session's (the machine's) local time. */
   currentTimestamp(): string {
-    return 'CAST(current_timestamp AS TIMESTAMP)';
+    return "CAST(timezone('UTC', current_timestamp) AS TIMESTAMP)";
   }
 
   dateAdd(expression: string, amount: number, unit: 'day' | 'hour' | 'minute'): string {

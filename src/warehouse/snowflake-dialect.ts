@@ -96,8 +96,9 @@ export class SnowflakeDialect extends Dialect {
     return `LOWER(SHA2(CONCAT(${privacyKeyPad('opad')}, SHA2_BINARY(CONCAT(${privacyKeyPad('ipad')}, TO_BINARY(${expression}, 'UTF-8')), 256)), 256))`;
   }
 
+  /** UTC wall clock: CURRENT_TIMESTAMP is in the session's time zone. */
   currentTimestamp(): string {
-    return 'CURRENT_TIMESTAMP()::TIMESTAMP_NTZ';
+    return "CONVERT_TIMEZONE('UTC', CURRENT_TIMESTAMP())::TIMESTAMP_NTZ";
   }
 
   dateAdd(expression: string, amount: number, unit: Unit): string {

@@ -563,12 +563,13 @@ describe('SIGKILL mid-sync of a destination that cannot deduplicate (braze_event
  * job's `:run`), delay 0. Fixed: a change removes only the identifiers it drops, so a late orphan
  * removes nothing the record still has.
  *
- * BUG 3 (engine, not fixed here; BUG 1's test with the killed run in another time zone): on DuckDB
- * `cdp_sync.runs.started_at` is `CAST(current_timestamp AS TIMESTAMP)`, the session's LOCAL wall
+ * BUG 3 (engine; BUG 1's test with the killed run in another time zone): on DuckDB
+ * `cdp_sync.runs.started_at` was `CAST(current_timestamp AS TIMESTAMP)`, the session's LOCAL wall
  * time, which `unacknowledgedSince` then reads as UTC. A killed run on a machine east of UTC
  * (TZ=Asia/Tokyo) records a start 9 hours ahead, so the rerun's window starts at its own start and
  * BUG 1 comes back; west of UTC (America/New_York) the window opens 5 hours early, and contacts a
  * third party created in those hours are taken for cdp's (an erasure would gdpr-delete them).
+ * Fixed: every dialect's `currentTimestamp()` is the UTC wall clock.
  */
 describe('found by the kill tests', () => {
   const killAt = async (fake: KillableFake, p: TempProject, name: string, point: KillPoint): Promise<string> => {
@@ -588,7 +589,7 @@ describe('found by the kill tests', () => {
     expect(notCreated(await hubspotSuite.snapshotMeta(p)), context).toEqual([]);
   });
 
-  it.fails('BUG 3 (engine), hubspot: contacts a run killed on a machine east of UTC created keep `created: true`', async () => {
+  it('BUG 3 (engine), hubspot: contacts a run killed on a machine east of UTC created keep `created: true`', async () => {
     const p = await hubspotSuite.setup(peopleCsv(peopleAt(0).slice(0, 30)), SMALL_BATCHES('100'));
     hubspot.latencyMs = 10;
     const run = await cdpKilled(hubspot, { afterRequest: 1, delayMs: 0 }, ['sync', '--json', '--project-dir', p.dir], { TZ: 'Asia/Tokyo' });

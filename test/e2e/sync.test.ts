@@ -351,7 +351,7 @@ describe('token fields (keyed HMAC, docs/privacy.md)', () => {
 
 describe('the sync lock', () => {
   const lock = (p: TempProject, holder: string, age: string) =>
-    p.query(`INSERT INTO cdp_sync.locks VALUES ('crm', '${holder}', CAST(current_timestamp AS TIMESTAMP) - INTERVAL ${age})`);
+    p.query(`INSERT INTO cdp_sync.locks VALUES ('crm', '${holder}', CAST(timezone('UTC', current_timestamp) AS TIMESTAMP) - INTERVAL ${age})`);
 
   it('refuses a second sync of the same destination (exit 5), and takes over stale locks', async () => {
     const p = project();

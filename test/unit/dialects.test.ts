@@ -230,9 +230,9 @@ sqlCase('hmacSha256Hex reads the pads, never the key', (d) => d.hmacSha256Hex('v
 });
 
 sqlCase('currentTimestamp', (d) => d.currentTimestamp(), {
-  duckdb: 'CAST(current_timestamp AS TIMESTAMP)',
+  duckdb: "CAST(timezone('UTC', current_timestamp) AS TIMESTAMP)",
   bigquery: 'CURRENT_TIMESTAMP()',
-  snowflake: 'CURRENT_TIMESTAMP()::TIMESTAMP_NTZ',
+  snowflake: "CONVERT_TIMEZONE('UTC', CURRENT_TIMESTAMP())::TIMESTAMP_NTZ",
 });
 
 sqlCase('dateAdd', (d) => d.dateAdd('ts', -3, 'day'), {
