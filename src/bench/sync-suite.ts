@@ -5,9 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { main } from '../cli/main.js';
-import type { Contract, MappedField } from '../sync/contract.js';
+import { mappingHash, type Contract, type MappedField } from '../sync/contract.js';
 import { ensureState } from '../sync/engine.js';
-import { diffSql, payloadExpression, planCountsSql } from '../sync/sql.js';
+import { preflight } from '../sync/plan.js';
+import { diffSql, fingerprintExpression, fingerprintVersionSql, payloadExpression, planCountsSql } from '../sync/sql.js';
 import { DuckDbWarehouse } from '../warehouse/duckdb-warehouse.js';
 import type { Session } from '../warehouse/warehouse.js';
 import { collectGarbage, MemorySampler, type BenchResult, type Figure, type Ratio, type Scale, type Suite } from './report.js';
@@ -99,8 +100,8 @@ async function withSession<T>(dir: string, fn: (session: Session, warehouse: Duc
 /** Only what payloadExpression / diffSql read: the mapping, key, relation, mode and name. */
 function benchContract(): Contract {
   return {
-    name: 'bench', model: 'current_rows', relation: { schema: 'main', name: 'current_rows' }, primaryKey: 'id', mapping: MAPPING,
-    mode: 'mirror', onRemove: 'delete', consent: [],
+    name: 'bench', file: 'destinations/bench.yml', model: 'current_rows', relation: { schema: 'main', name: 'current_rows' }, primaryKey: 'id', mapping: MAPPING,
+    mode: 'mirror', onRemove: 'delete', consent: [], mappingHash: mappingHash(MAPPING),
   } as unknown as Contract;
 }
 
@@ -123,12 +124,15 @@ async function diffBench(rows: number): Promise<DiffFigures> {
       await s.execute(`CREATE TABLE raw.current_snapshot AS
         SELECT i AS id, ${columnsSql('i', 'CASE WHEN hash(i, 99) % 100 IN (1, 2) THEN 1 ELSE 0 END')} FROM range(${rows}) AS t(i) WHERE hash(i, 99) % 100 <> 0
         UNION ALL SELECT i AS id, ${columnsSql('i', '0')} FROM range(${rows}, ${rows + Math.round(rows / 100)}) AS t(i)`);
-      // The last acknowledged snapshot, hashed by the engine's own payload SQL.
+      // The last acknowledged snapshot, hashed and fingerprinted by the engine's own SQL.
       await ensureState(s, w.dialect, undefined);
       const d = w.dialect;
-      await s.execute(`INSERT INTO cdp_sync.snapshots (destination, primary_key, payload_hash, payload, synced_at)
-        SELECT 'bench', primary_key, ${d.sha256Hex('payload')}, payload, now() FROM (
-          SELECT CAST(m.id AS VARCHAR) AS primary_key, ${payloadExpression(d, benchContract())} AS payload FROM raw.previous_snapshot AS m)`);
+      const contract = benchContract();
+      const info = await s.describe({ schema: 'raw', name: 'previous_snapshot' });
+      const columnTypes = Object.fromEntries((info?.columns ?? []).map((c) => [c.name.toLowerCase(), c.type]));
+      await s.execute(`INSERT INTO cdp_sync.snapshots (destination, primary_key, payload_hash, payload, synced_at, fingerprint, fingerprint_version)
+        SELECT 'bench', primary_key, ${d.sha256Hex('payload')}, payload, now(), fingerprint, ${fingerprintVersionSql(d, contract, columnTypes)} FROM (
+          SELECT CAST(m.id AS VARCHAR) AS primary_key, ${payloadExpression(d, contract)} AS payload, ${fingerprintExpression(d, contract)} AS fingerprint FROM raw.previous_snapshot AS m)`);
       await s.execute('CHECKPOINT');
     });
     await cdp(dir, ['build']);
@@ -138,9 +142,14 @@ async function diffBench(rows: number): Promise<DiffFigures> {
     const all = `id, ${MAPPING.map((f) => f.column).join(', ')}`;
     const scans: number[] = [];
     const diffs: number[] = [];
+    const textDiffs: number[] = [];
     let counts: Record<string, number> = {};
     await withSession(dir, async (s, w) => {
-      const diff = planCountsSql(diffSql(w.dialect, benchContract(), { snapshotsExist: true, hasProfileId: false, privacyLedger: false, consentSetAt: false }));
+      const inputs = await preflight(s, w.dialect, benchContract());
+      if (inputs.fingerprints !== 'current') throw new Error(`the bench snapshot's fingerprints are ${inputs.fingerprints}, expected current`);
+      const diff = planCountsSql(diffSql(w.dialect, benchContract(), inputs));
+      // The same diff for a snapshot written by an older cdp (no fingerprints): payload text compared.
+      const textDiff = planCountsSql(diffSql(w.dialect, benchContract(), { ...inputs, fingerprints: 'absent' }));
       for (let i = 0; i < 2; i++) {
         scans.push(await timeMs(async () => {
           await s.query(`SELECT COUNT(*) AS n, SUM(hash(${all})) AS h FROM raw.previous_snapshot`);
@@ -152,6 +161,7 @@ async function diffBench(rows: number): Promise<DiffFigures> {
           for (const r of await s.query(diff)) counts[String(r['op'])] = (counts[String(r['op'])] ?? 0) + Number(r['n']);
         }));
         sampler.sample();
+        textDiffs.push(await timeMs(() => s.query(textDiff)));
       }
     });
     const plans: number[] = [];
@@ -171,6 +181,7 @@ async function diffBench(rows: number): Promise<DiffFigures> {
         { label: 'diff: rows per snapshot', value: rows, unit: '', key: true },
         { label: 'diff: full scan of both snapshots', value: scan, unit: 'ms', detail: `runs ${scans.map((x) => x.toFixed(0)).join(', ')}`, key: true },
         { label: 'diff: engine diff query (planCountsSql)', value: diff, unit: 'ms', detail: `runs ${diffs.map((x) => x.toFixed(0)).join(', ')}`, key: true },
+        { label: 'diff: snapshot without fingerprints (older cdp), payload text compared', value: Math.min(...textDiffs), unit: 'ms', detail: `runs ${textDiffs.map((x) => x.toFixed(0)).join(', ')}; once per destination: cdp sync then refreshes the fingerprints` },
         { label: 'diff: cdp plan --json (in-process)', value: plan, unit: 'ms', detail: `runs ${plans.map((x) => x.toFixed(0)).join(', ')}`, key: true },
         { label: 'diff: planned add/change/remove', value: planned['add']! + planned['change']! + planned['remove']!, unit: '', detail: `${planned['add']}/${planned['change']}/${planned['remove']}` },
       ],

@@ -194,8 +194,13 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string, { cr
     options,
     delivery: deliveryPolicy(doc.child('delivery')),
     usesToken: mapping.some((f) => f.transforms.includes('token')),
-    mappingHash: createHash('sha256').update(JSON.stringify(mapping.map((f) => [f.target, f.column, f.type ?? null, f.transforms]))).digest('hex'),
+    mappingHash: mappingHash(mapping),
   };
+}
+
+/** Fingerprint of a mapping (sorted by target, as loaded): fields, columns, types and transforms. */
+export function mappingHash(mapping: readonly MappedField[]): string {
+  return createHash('sha256').update(JSON.stringify(mapping.map((f) => [f.target, f.column, f.type ?? null, f.transforms]))).digest('hex');
 }
 
 export function deliveryPolicy(value: YamlValue): DeliveryPolicy {

@@ -98,7 +98,9 @@ export function destinationSql(d: Dialect, c: Contract, path: string): string {
     `-- Not executed by cdp run or cdp build. This is the diff cdp plan and cdp sync run against the last`,
     `-- acknowledged snapshot in ${STATE_SCHEMA}.snapshots (before the first sync, against an empty one):`,
     `-- op add | change | remove | excluded (rows without consent, never sent); send = whether the mode sends it.`,
-    `-- Shown for a model with profile_id and a privacy ledger; otherwise those parts read empty relations.`,
+    `-- Shown for a model with profile_id and a privacy ledger; otherwise those parts read empty relations;`,
+    `-- and for fingerprints all of the current version, whose seed names the model's column types (looked up`,
+    `-- when the plan is made, so the literal there differs).`,
   ];
-  return `${lines.join('\n')}\n${diffSql(d, c, { snapshotsExist: true, hasProfileId: true, privacyLedger: true, consentSetAt: true })}\n`;
+  return `${lines.join('\n')}\n${diffSql(d, c, { snapshotsExist: true, hasProfileId: true, privacyLedger: true, consentSetAt: true, columnTypes: {}, fingerprints: 'current' })}\n`;
 }

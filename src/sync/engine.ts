@@ -21,6 +21,7 @@ import {
   planRowsSql,
   prunePlansSql,
   quarantinedPredicate,
+  refreshFingerprintsSql,
   snapshotInsertSql,
   STATE_COLUMNS,
   stateRelation,
@@ -133,6 +134,12 @@ export async function syncDestination(
     // Runs of this destination that never finished were killed: the lock is ours now, so say so.
     await writer.execute(`UPDATE ${rel('runs')} SET status = 'aborted', finished_at = ${d.currentTimestamp()} WHERE destination = ${dest} AND status = 'running'`);
     const inputs = await preflight(writer, d, contract, options.privacyKey);
+    if (inputs.fingerprints === 'mixed') {
+      // Fingerprints of another version (an engine upgrade, a changed mapping, rows of an older
+      // cdp): refreshed where the payload is unchanged, so the diff can trust every fingerprint.
+      await writer.execute(refreshFingerprintsSql(d, contract, inputs.columnTypes));
+      inputs.fingerprints = 'current';
+    }
     // The run row first (its counts are filled in below), so plan rows never outlive their run
     // row, even when a crash interrupts the materialisation: pruning finds every run's plan.
     await writer.execute(`INSERT INTO ${rel('runs')} (run_id, destination, status, started_at, planned_add, planned_change, planned_remove, succeeded_add, succeeded_change, succeeded_remove, failed_add, failed_change, failed_remove, excluded_consent, mapping_hash)
@@ -270,11 +277,6 @@ async function holdInDoubt(writer: Session, d: Dialect, contract: Contract, opti
   return rows.map((row) => [String(row['op']) as Op, Number(row['n'])]);
 }
 
-/**
- * The run's records still to send, in send order, in batches of the contract's size. Read in
- * windows of PENDING_WINDOW plan rows (by seq): the warehouse sorts and holds one window, not the
- * whole plan, and Node one batch of it at a time (plus the batches in flight).
- */
 async function oldestRunSinceSuccess(writer: Session, d: Dialect, contract: Contract): Promise<Date> {
   const runs = d.quoteRelation(stateRelation(contract.relation.database, 'runs'));
   const dest = d.literal(contract.name);
@@ -283,6 +285,11 @@ async function oldestRunSinceSuccess(writer: Session, d: Dialect, contract: Cont
   return timestampAsDate(row?.['since']) ?? new Date();
 }
 
+/**
+ * The run's records still to send, in send order, in batches of the contract's size. Read in
+ * windows of PENDING_WINDOW plan rows (by seq): the warehouse sorts and holds one window, not the
+ * whole plan, and Node one batch of it at a time (plus the batches in flight).
+ */
 async function* pendingBatches(reader: Session, d: Dialect, contract: Contract, runId: string, lastSeq: number): AsyncIterable<Row[]> {
   let pending: Row[] = [];
   for (let from = 1; from <= lastSeq; from += PENDING_WINDOW) {

@@ -1,8 +1,8 @@
 import { CdpError, ExitCode } from '../errors.js';
 import type { Dialect } from '../warehouse/dialect.js';
-import type { Session } from '../warehouse/warehouse.js';
+import type { RelationInfo, Session } from '../warehouse/warehouse.js';
 import type { Contract } from './contract.js';
-import { diffSql, duplicateExamplesSql, keyViolationsSql, planCountsSql, planSummarySql, stateRelation, type DiffInputs } from './sql.js';
+import { diffSql, duplicateExamplesSql, keyViolationsSql, planCountsSql, planSummarySql, staleFingerprintsSql, stateRelation, type DiffInputs } from './sql.js';
 import { privacyRelation } from '../privacy/tables.js';
 import { DEFAULT_PRIVACY_KEY_ENV, loadPrivacyKey, requireKey, type PrivacyKey } from '../privacy/key.js';
 
@@ -90,16 +90,24 @@ export async function preflight(session: Session, d: Dialect, contract: Contract
       hint: 'The primary key must be unique and not NULL: fix the model, or choose another `primary_key`.',
     });
   }
+  const columnTypes = Object.fromEntries(info.columns.map((c) => [c.name.toLowerCase(), c.type]));
+  const snapshots = await session.describe(stateRelation(contract.relation.database, 'snapshots'));
   return {
-    snapshotsExist: await snapshotsExist(session, contract),
+    snapshotsExist: snapshots !== undefined,
+    columnTypes,
+    fingerprints: await fingerprintState(session, d, contract, snapshots, columnTypes),
     hasProfileId: columns.has('profile_id'),
     privacyLedger: (await session.describe(privacyRelation(contract.relation.database, 'request_profiles'))) !== undefined,
     consentSetAt: contract.consentRelation !== undefined && ((await session.describe(contract.consentRelation))?.columns.some((c) => c.name.toLowerCase() === 'set_at') ?? false),
   };
 }
 
-export async function snapshotsExist(session: Session, contract: Contract): Promise<boolean> {
-  return (await session.describe(stateRelation(contract.relation.database, 'snapshots'))) !== undefined;
+/** Whether the destination's snapshot rows all carry a fingerprint of the current version (DiffInputs.fingerprints). */
+async function fingerprintState(session: Session, d: Dialect, contract: Contract, snapshots: RelationInfo | undefined, columnTypes: Record<string, string>): Promise<DiffInputs['fingerprints']> {
+  if (snapshots === undefined) return 'current';
+  if (!snapshots.columns.some((c) => c.name.toLowerCase() === 'fingerprint_version')) return 'absent';
+  const [row] = await session.query(staleFingerprintsSql(d, contract, columnTypes));
+  return num(row?.['n']) > 0 ? 'mixed' : 'current';
 }
 
 function parsePayload(value: unknown): unknown {

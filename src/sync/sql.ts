@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Relation } from '../compile/node.js';
 import type { ColumnType, Dialect } from '../warehouse/dialect.js';
 import type { Contract, MappedField } from './contract.js';
@@ -17,7 +18,12 @@ export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, Colum
   // identifiers that were sent).
   // `meta`: JSON of what the connector keeps per record (RecordMeta: a remote id, a created flag).
   // `profile_id`: whose row it is (when the model has the column), so a deletion request finds it.
-  snapshots: [['destination', 'string'], ['primary_key', 'string'], ['payload_hash', 'string'], ['payload', 'string'], ['synced_at', 'timestamp'], ['meta', 'string'], ['profile_id', 'string']],
+  // `fingerprint`: Dialect.fingerprint of the mapped values, made by `fingerprint_version`
+  // (fingerprintVersionSql): rows whose version is current are compared by fingerprint alone.
+  snapshots: [
+    ['destination', 'string'], ['primary_key', 'string'], ['payload_hash', 'string'], ['payload', 'string'], ['synced_at', 'timestamp'], ['meta', 'string'], ['profile_id', 'string'],
+    ['fingerprint', 'bigint'], ['fingerprint_version', 'bigint'],
+  ],
   runs: [
     ['run_id', 'string'], ['destination', 'string'], ['status', 'string'], ['started_at', 'timestamp'], ['finished_at', 'timestamp'],
     ['planned_add', 'bigint'], ['planned_change', 'bigint'], ['planned_remove', 'bigint'],
@@ -37,7 +43,7 @@ export const STATE_COLUMNS: Record<StateTable, readonly (readonly [string, Colum
   // removes), handed back to the connector. Kept for the last PLAN_RETENTION_RUNS completed runs.
   plans: [
     ['run_id', 'string'], ['destination', 'string'], ['op', 'string'], ['primary_key', 'string'], ['payload', 'string'], ['payload_hash', 'string'], ['reason', 'string'], ['send', 'boolean'],
-    ['profile_id', 'string'], ['revoked_at', 'timestamp'], ['seq', 'bigint'], ['meta', 'string'],
+    ['profile_id', 'string'], ['revoked_at', 'timestamp'], ['seq', 'bigint'], ['meta', 'string'], ['fingerprint', 'bigint'], ['fingerprint_version', 'bigint'],
   ],
   // Records handed to a connector that cannot deduplicate, until their outcome is committed: a
   // row left here by a crash is in doubt, and is not resent without --resend-in-doubt.
@@ -77,13 +83,50 @@ export function fieldExpression(d: Dialect, field: MappedField): string {
   }
 }
 
+/** The mapped fields in sorted field order: the payload's and the fingerprint's order. */
+function sortedMapping(contract: Contract): MappedField[] {
+  return [...contract.mapping].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+}
+
+/** The canonical payload of already computed field values (in sortedMapping order). */
+function payloadOf(d: Dialect, contract: Contract, values: readonly string[]): string {
+  return `CAST(${d.jsonObject(sortedMapping(contract).map((f, i) => [f.target, values[i]!]))} AS ${d.types.string})`;
+}
+
 /**
  * The canonical payload: a JSON object of the mapped fields in sorted field order (the contract
  * loader sorts them), so neither the model's column order nor the mapping's key order matters.
  */
 export function payloadExpression(d: Dialect, contract: Contract): string {
-  const sorted = [...contract.mapping].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
-  return `CAST(${d.jsonObject(sorted.map((f) => [f.target, fieldExpression(d, f)]))} AS ${d.types.string})`;
+  return payloadOf(d, contract, sortedMapping(contract).map((f) => fieldExpression(d, f)));
+}
+
+/** The fingerprint of a model row `m`: of its mapped values, in sorted field order. */
+export function fingerprintExpression(d: Dialect, contract: Contract): string {
+  return d.fingerprint(sortedMapping(contract).map((f) => fieldExpression(d, f)));
+}
+
+/** Bumped when what a fingerprint covers changes: every stored fingerprint then becomes stale. */
+const FINGERPRINT_FORMAT = 1;
+
+/**
+ * What made a fingerprint: the engine's fingerprint function, probed on fixed values of the
+ * common types (an engine upgrade that changes it changes the probe), and a seed naming the
+ * mapping and the model's types of the mapped columns (neither is in the fingerprint itself).
+ * Stored with every fingerprint; one made by another version is not compared, the payload text
+ * is (docs/destinations.md), so a new engine version or mapping never makes a row look changed.
+ * `columnTypes`: the model's type per mapped column, from the warehouse.
+ */
+export function fingerprintVersionSql(d: Dialect, contract: Contract, columnTypes: Readonly<Record<string, string>>): string {
+  const seed = createHash('sha256')
+    .update(JSON.stringify([FINGERPRINT_FORMAT, contract.mappingHash, sortedMapping(contract).map((f) => columnTypes[f.column.toLowerCase()] ?? null)]))
+    .digest('hex');
+  const t = d.types;
+  const probe = [
+    d.literal(seed), d.literal(''), `CAST(NULL AS ${t.string})`, `CAST(-1 AS ${t.bigint})`, `CAST(1.5 AS ${t.float})`, 'TRUE',
+    `CAST('2020-02-29' AS ${t.date})`, `CAST('2020-02-29 12:34:56.789' AS ${t.timestamp})`,
+  ];
+  return d.fingerprint(probe);
 }
 
 function keyExpression(d: Dialect, contract: Contract): string {
@@ -119,60 +162,95 @@ export interface DiffInputs {
   privacyLedger: boolean;
   /** consent_state has `set_at` (the generated one does): removals for lost consent record when it was revoked. */
   consentSetAt: boolean;
+  /** The model's type of each mapped column, by lower-case column name: part of the fingerprint version. */
+  columnTypes: Readonly<Record<string, string>>;
+  /**
+   * The destination's snapshot fingerprints: all made by the current version (or no rows);
+   * `mixed`, some made by another version or none (rows of an older cdp); `absent`, the snapshot
+   * table predates fingerprints (`cdp plan` on an older state, which it does not migrate).
+   */
+  fingerprints: 'current' | 'mixed' | 'absent';
+}
+
+/** The snapshot rows of the contract's destination, with the columns the diff reads. */
+function snapshotRowsSql(d: Dialect, contract: Contract, inputs: DiffInputs): string {
+  const s = d.types.string;
+  const b = d.types.bigint;
+  if (!inputs.snapshotsExist) {
+    const nulls = [...['primary_key', 'payload', 'payload_hash', 'profile_id', 'meta'].map((c) => `CAST(NULL AS ${s}) AS ${c}`), `CAST(NULL AS ${b}) AS fingerprint`, `CAST(NULL AS ${b}) AS fingerprint_version`];
+    return `SELECT ${nulls.join(', ')} FROM (SELECT 1 AS x) AS empty WHERE 1 = 0`;
+  }
+  const fingerprint = inputs.fingerprints === 'absent' ? `CAST(NULL AS ${b}) AS fingerprint, CAST(NULL AS ${b}) AS fingerprint_version` : 'fingerprint, fingerprint_version';
+  return `SELECT primary_key, payload, payload_hash, profile_id, meta, ${fingerprint} FROM ${d.quoteRelation(stateRelation(contract.relation.database, 'snapshots'))} WHERE destination = ${d.literal(contract.name)}`;
+}
+
+/** The current row `c` differs from the snapshot row `sn`, both present: a CASE branch list ending the op. */
+function changedBranches(d: Dialect, contract: Contract, inputs: DiffInputs, values: readonly string[]): string {
+  const version = fingerprintVersionSql(d, contract, inputs.columnTypes);
+  const byText = `WHEN ${payloadOf(d, contract, values)} <> sn.payload THEN 'change'`;
+  switch (inputs.fingerprints) {
+    case 'current': return `WHEN sn.fingerprint_version = ${version} AND sn.fingerprint = c.fingerprint THEN NULL ELSE 'change'`;
+    case 'mixed': return `WHEN sn.fingerprint_version = ${version} THEN (CASE WHEN sn.fingerprint = c.fingerprint THEN NULL ELSE 'change' END)\n      ${byText}`;
+    case 'absent': return byText;
+  }
 }
 
 /**
  * The diff of the model's current rows against the last acknowledged snapshot, by key and
  * payload. Columns: op (add | change | remove | excluded), primary_key, payload, payload_hash,
  * reason, send (whether the mode sends it), profile_id, revoked_at, meta (what the connector kept
- * for the snapshot row: changes and removes).
+ * for the snapshot row: changes and removes), fingerprint and fingerprint_version (adds and changes).
  * Reasons: removes are `left_model`, `consent` (lost consent, always sent) or `privacy` (a
  * deletion request: always sent, as the platform's erasure); `consent` for exclusions; the mode
  * for changes a mode does not send. Profiles with a deletion request are never added or changed.
  *
  * One FULL OUTER JOIN on the key classifies every row (a CTE referenced by several branches is
- * recomputed per branch on some engines, so there is one). A change is found by comparing the
- * canonical payload text with the snapshot's: exact, and the same test as comparing their SHA-256
- * (the snapshot's payload_hash is always the hash of its payload), without hashing every current
- * row. Only the rows that are planned get their payload hashed.
+ * recomputed per branch on some engines, so there is one). A row is unchanged when its snapshot
+ * fingerprint, made by the current version, equals the current one: no payload JSON, and no
+ * stored payload read. A snapshot row with a fingerprint of another version (or none) is compared
+ * by payload text instead (`inputs.fingerprints`), which is exact; `cdp sync` refreshes those
+ * first (refreshFingerprintsSql). The current rows carry their typed mapped values through the
+ * join, so the JSON and its SHA-256 are computed only for the rows that are planned.
  */
 export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): string {
   const s = d.types.string;
   const ts = d.types.timestamp;
   const db = contract.relation.database;
   const profileOf = inputs.hasProfileId ? `CAST(m.profile_id AS ${s})` : `CAST(NULL AS ${s})`;
-  const snapshots = inputs.snapshotsExist
-    ? `SELECT primary_key, payload, payload_hash, profile_id, meta FROM ${d.quoteRelation(stateRelation(db, 'snapshots'))} WHERE destination = ${d.literal(contract.name)}`
-    : `SELECT ${['primary_key', 'payload', 'payload_hash', 'profile_id', 'meta'].map((c) => `CAST(NULL AS ${s}) AS ${c}`).join(', ')} FROM (SELECT 1 AS x) AS empty WHERE 1 = 0`;
   const erased = inputs.privacyLedger ? `SELECT profile_id FROM (${erasedProfilesSql(d, db)}) AS er` : `SELECT CAST(NULL AS ${s}) AS profile_id FROM (SELECT 1 AS x) AS none WHERE 1 = 0`;
   const sendsChanges = contract.mode !== 'insert';
   // Rows that left the model are removed unless the contract says `on_remove: nothing` (or the
   // mode only inserts). Rows that lost consent are always removed: the engine enforces consent.
   const sendsLeftModel = contract.mode === 'mirror' || contract.mode === 'add_remove' || ((contract.mode === 'upsert' || contract.mode === 'update') && contract.onRemove !== 'nothing');
   const snapErased = `j.snap_profile_id IN (SELECT profile_id FROM erased)`;
+  const fields = sortedMapping(contract);
+  const value = (i: number) => d.quoteIdentifier(`field_${i}`);
+  const values = (alias: string) => fields.map((_, i) => `${alias}.${value(i)}`);
+  const payload = payloadOf(d, contract, values('j'));
   return [
     `WITH erased AS (`,
     `  ${erased}`,
     `), cur AS (`,
-    `  SELECT src.primary_key, src.payload, src.consented, src.profile_id FROM (`,
-    `    SELECT ${keyExpression(d, contract)} AS primary_key, ${payloadExpression(d, contract)} AS payload, (${consentExpression(d, contract)}) AS consented, ${profileOf} AS profile_id`,
+    `  SELECT src.* FROM (`,
+    `    SELECT ${keyExpression(d, contract)} AS primary_key, ${fields.map((f, i) => `${fieldExpression(d, f)} AS ${value(i)}`).join(', ')},`,
+    `      ${fingerprintExpression(d, contract)} AS fingerprint, (${consentExpression(d, contract)}) AS consented, ${profileOf} AS profile_id`,
     `    FROM ${d.quoteRelation(contract.relation)} AS m`,
     `  ) AS src`,
     `  WHERE src.profile_id IS NULL OR src.profile_id NOT IN (SELECT profile_id FROM erased)`,
     `), snap AS (`,
-    `  ${snapshots}`,
+    `  ${snapshotRowsSql(d, contract, inputs)}`,
     `), joined AS (`,
     `  SELECT`,
     `    CASE WHEN sn.primary_key IS NULL THEN (CASE WHEN c.consented THEN 'add' ELSE 'excluded' END)`,
     `      WHEN c.primary_key IS NULL OR NOT c.consented THEN 'remove'`,
-    `      WHEN c.payload <> sn.payload THEN 'change' END AS op,`,
-    `    c.primary_key AS cur_key, c.payload AS cur_payload, c.profile_id AS cur_profile_id,`,
+    `      ${changedBranches(d, contract, inputs, values('c'))} END AS op,`,
+    `    c.primary_key AS cur_key, ${values('c').map((v, i) => `${v} AS ${value(i)}`).join(', ')}, c.fingerprint AS cur_fingerprint, c.profile_id AS cur_profile_id,`,
     `    sn.primary_key AS snap_key, sn.payload AS snap_payload, sn.payload_hash AS snap_payload_hash, sn.profile_id AS snap_profile_id, sn.meta AS snap_meta`,
     `  FROM cur AS c FULL OUTER JOIN snap AS sn ON sn.primary_key = c.primary_key`,
     `)`,
     `SELECT j.op, COALESCE(j.cur_key, j.snap_key) AS primary_key,`,
-    `  CASE WHEN j.op = 'remove' THEN j.snap_payload WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE j.cur_payload END AS payload,`,
-    `  CASE WHEN j.op = 'remove' THEN j.snap_payload_hash WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${d.sha256Hex('j.cur_payload')} END AS payload_hash,`,
+    `  CASE WHEN j.op = 'remove' THEN j.snap_payload WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${payload} END AS payload,`,
+    `  CASE WHEN j.op = 'remove' THEN j.snap_payload_hash WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${d.sha256Hex(payload)} END AS payload_hash,`,
     `  CASE WHEN j.op = 'remove' THEN (CASE WHEN ${snapErased} THEN 'privacy' WHEN j.cur_key IS NULL THEN 'left_model' ELSE 'consent' END)`,
     `    WHEN j.op = 'excluded' THEN 'consent' WHEN j.op = 'change' THEN ${sendsChanges ? `CAST(NULL AS ${s})` : d.literal(contract.mode)} ELSE CAST(NULL AS ${s}) END AS reason,`,
     `  CASE WHEN j.op = 'remove' THEN ${sendsLeftModel ? 'TRUE' : `(j.cur_key IS NOT NULL OR ${snapErased})`}`,
@@ -182,10 +260,31 @@ export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): str
     // revoked now, the revocation came since, whether the row lost consent here or left the
     // model because an audience filters on the same scope.
     `  CASE WHEN j.op = 'remove' AND NOT COALESCE(${snapErased}, FALSE) THEN ${inputs.consentSetAt ? revokedAtExpression(d, contract, 'j.snap_profile_id') : `CAST(NULL AS ${ts})`} END AS revoked_at,`,
-    `  CASE WHEN j.op = 'change' OR j.op = 'remove' THEN j.snap_meta END AS meta`,
+    `  CASE WHEN j.op = 'change' OR j.op = 'remove' THEN j.snap_meta END AS meta,`,
+    `  CASE WHEN j.op = 'add' OR j.op = 'change' THEN j.cur_fingerprint END AS fingerprint,`,
+    `  CASE WHEN j.op = 'add' OR j.op = 'change' THEN ${fingerprintVersionSql(d, contract, inputs.columnTypes)} END AS fingerprint_version`,
     `FROM joined AS j`,
     `WHERE j.op IS NOT NULL`,
   ].join('\n');
+}
+
+/**
+ * Snapshot rows whose fingerprint another version made (or none: rows of an older cdp), and
+ * whose payload text equals the current row's, get the current fingerprint: after this, such a
+ * row whose version is still not current has a different payload, i.e. is a change. One
+ * statement, idempotent, and it changes no payload: safe at any point of a sync (under its lock).
+ */
+export function refreshFingerprintsSql(d: Dialect, contract: Contract, columnTypes: Readonly<Record<string, string>>): string {
+  const version = fingerprintVersionSql(d, contract, columnTypes);
+  return `UPDATE ${d.quoteRelation(stateRelation(contract.relation.database, 'snapshots'))} AS sn SET fingerprint = c.fingerprint, fingerprint_version = ${version}
+FROM (SELECT ${keyExpression(d, contract)} AS primary_key, ${payloadExpression(d, contract)} AS payload, ${fingerprintExpression(d, contract)} AS fingerprint FROM ${d.quoteRelation(contract.relation)} AS m) AS c
+WHERE sn.destination = ${d.literal(contract.name)} AND sn.primary_key = c.primary_key AND (sn.fingerprint_version IS NULL OR sn.fingerprint_version <> ${version}) AND sn.payload = c.payload`;
+}
+
+/** How many of the destination's snapshot rows have a fingerprint another version made, or none. */
+export function staleFingerprintsSql(d: Dialect, contract: Contract, columnTypes: Readonly<Record<string, string>>): string {
+  return `SELECT COUNT(*) AS n FROM ${d.quoteRelation(stateRelation(contract.relation.database, 'snapshots'))}
+WHERE destination = ${d.literal(contract.name)} AND (fingerprint_version IS NULL OR fingerprint_version <> ${fingerprintVersionSql(d, contract, columnTypes)})`;
 }
 
 /** When the row's profile lost the contract's consent: the latest revocation of a required scope. */
@@ -218,7 +317,7 @@ ORDER BY op, ${q('sample_row')}`;
 }
 
 /** The columns of `cdp_sync.plans` a run writes, in order: what diffSql yields, plus run, destination and seq. */
-const PLAN_COLUMNS = ['op', 'primary_key', 'payload', 'payload_hash', 'reason', 'send', 'profile_id', 'revoked_at', 'meta'];
+const PLAN_COLUMNS = ['op', 'primary_key', 'payload', 'payload_hash', 'reason', 'send', 'profile_id', 'revoked_at', 'meta', 'fingerprint', 'fingerprint_version'];
 
 /**
  * Materialises a run's plan: every diff row, numbered by `seq` in send order (op, then key: the
@@ -290,8 +389,8 @@ export function snapshotInsertSql(d: Dialect, contract: Contract, runId: string,
   const metaExpr = meta.size === 0
     ? `CAST(NULL AS ${d.types.string})`
     : `CASE p.seq ${[...meta].map(([seq, m]) => `WHEN ${Math.trunc(seq)} THEN ${d.literal(m)}`).join(' ')} END`;
-  return `INSERT INTO ${d.quoteRelation(stateRelation(db, 'snapshots'))} (destination, primary_key, payload_hash, payload, synced_at, meta, profile_id)
-SELECT p.destination, p.primary_key, p.payload_hash, p.payload, ${d.currentTimestamp()}, ${metaExpr}, p.profile_id
+  return `INSERT INTO ${d.quoteRelation(stateRelation(db, 'snapshots'))} (destination, primary_key, payload_hash, payload, synced_at, meta, profile_id, fingerprint, fingerprint_version)
+SELECT p.destination, p.primary_key, p.payload_hash, p.payload, ${d.currentTimestamp()}, ${metaExpr}, p.profile_id, p.fingerprint, p.fingerprint_version
 FROM ${d.quoteRelation(stateRelation(db, 'plans'))} AS p
 WHERE p.run_id = ${d.literal(runId)} AND p.destination = ${d.literal(contract.name)} AND ${seqPredicate('p.seq', seqs)}`;
 }

@@ -80,6 +80,11 @@ export class BigQueryDialect extends Dialect {
     return `TO_HEX(SHA256(${expression}))`;
   }
 
+  /** FARM_FINGERPRINT hashes one string: the STRUCT's JSON keeps NULL, '' and 0 apart, in order. */
+  fingerprint(expressions: readonly string[]): string {
+    return `FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(${expressions.join(', ')})))`;
+  }
+
   /** A TEMP table exists only inside a BigQuery session or script (docs/privacy.md). */
   loadPrivacyKeySql(innerPadHex: string | null, outerPadHex: string | null): string {
     const bytes = (hex: string | null) => (hex === null ? 'CAST(NULL AS BYTES)' : `FROM_HEX(${this.stringLiteral(hex)})`);

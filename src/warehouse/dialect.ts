@@ -177,6 +177,13 @@ export abstract class Dialect {
   abstract sha256Hex(expression: string): string;
 
   /**
+   * A BIGINT fingerprint of a tuple of typed values, in order (NULL, '' and 0 differ): cheap and
+   * not cryptographic, for telling unchanged rows apart. Engines do not promise that it stays the
+   * same across their versions, so a caller that stores it must also store a probe of it.
+   */
+  abstract fingerprint(expressions: readonly string[]): string;
+
+  /**
    * Loads an HMAC key into a session-scoped table (`PRIVACY_KEY_TABLE`) as its inner and outer
    * pads, so SQL can compute keyed hashes without the key ever being part of a statement that
    * is compiled, logged or stored. NULLs load "no key".

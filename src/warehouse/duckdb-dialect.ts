@@ -45,6 +45,11 @@ export class DuckDbDialect extends Dialect {
     return `sha256(${expression})`;
   }
 
+  /** `hash` is a UBIGINT: its top 63 bits fit a BIGINT. */
+  fingerprint(expressions: readonly string[]): string {
+    return `CAST(hash(${expressions.join(', ')}) >> 1 AS BIGINT)`;
+  }
+
   loadPrivacyKeySql(innerPadHex: string | null, outerPadHex: string | null): string {
     const blob = (hex: string | null) => (hex === null ? 'CAST(NULL AS BLOB)' : `unhex(${this.stringLiteral(hex)})`);
     return `CREATE OR REPLACE TEMP TABLE ${PRIVACY_KEY_TABLE} AS SELECT ${blob(innerPadHex)} AS ipad, ${blob(outerPadHex)} AS opad`;

@@ -87,6 +87,11 @@ export class SnowflakeDialect extends Dialect {
     return `SHA2(${expression}, 256)`;
   }
 
+  /** HASH takes any number of values of any type, NULLs included, and never returns NULL. */
+  fingerprint(expressions: readonly string[]): string {
+    return `HASH(${expressions.join(', ')})`;
+  }
+
   loadPrivacyKeySql(innerPadHex: string | null, outerPadHex: string | null): string {
     const binary = (hex: string | null) => (hex === null ? 'CAST(NULL AS BINARY)' : `TO_BINARY(${this.stringLiteral(hex)}, 'HEX')`);
     return `CREATE OR REPLACE TEMPORARY TABLE ${PRIVACY_KEY_TABLE} AS SELECT ${binary(innerPadHex)} AS ipad, ${binary(outerPadHex)} AS opad`;

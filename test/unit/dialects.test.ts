@@ -218,6 +218,11 @@ sqlCase('describeRelation escapes names as literals', (d) => d.describeRelation(
 });
 
 sqlCase('sha256Hex', (d) => d.sha256Hex('email'), { duckdb: 'sha256(email)', bigquery: 'TO_HEX(SHA256(email))', snowflake: 'SHA2(email, 256)' });
+sqlCase('fingerprint of a tuple of typed values', (d) => d.fingerprint(["'v1'", 'a', 'b']), {
+  duckdb: "CAST(hash('v1', a, b) >> 1 AS BIGINT)",
+  bigquery: "FARM_FINGERPRINT(TO_JSON_STRING(STRUCT('v1', a, b)))",
+  snowflake: "HASH('v1', a, b)",
+});
 sqlCase('loadPrivacyKeySql keeps the key in a session table', (d) => d.loadPrivacyKeySql('36', '5c'), {
   duckdb: "CREATE OR REPLACE TEMP TABLE cdp_privacy_key AS SELECT unhex('36') AS ipad, unhex('5c') AS opad",
   bigquery: "CREATE OR REPLACE TEMP TABLE cdp_privacy_key AS SELECT FROM_HEX('36') AS ipad, FROM_HEX('5c') AS opad",

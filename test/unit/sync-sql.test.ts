@@ -3,7 +3,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Destination, DestinationType, OutboundRecord, RecordResult } from '../../src/destinations/destination.js';
 import { DEFAULT_DELIVERY, type Contract } from '../../src/sync/contract.js';
 import { ensureState, idempotencyKey, syncDestination } from '../../src/sync/engine.js';
-import { diffSql, payloadExpression, PLAN_RETENTION_RUNS, prunePlansSql, seqPredicate } from '../../src/sync/sql.js';
+import { planDestination } from '../../src/sync/plan.js';
+import { diffSql, payloadExpression, PLAN_RETENTION_RUNS, prunePlansSql, seqPredicate, staleFingerprintsSql } from '../../src/sync/sql.js';
 import { dialectFor } from '../../src/warehouse/engines.js';
 import { DuckDbWarehouse } from '../../src/warehouse/duckdb-warehouse.js';
 import type { Session } from '../../src/warehouse/warehouse.js';
@@ -124,7 +125,7 @@ describe('the diff (DuckDB)', () => {
       ('crm', '5', '${sha(payload('e@x', 4))}', '${payload('e@x', 4)}', now(), '{"remote_id":"r5"}', 'p5'),
       ('crm', '9', '${sha(payload('z@x', 9))}', '${payload('z@x', 9)}', now(), NULL, 'p9'),
       ('other', '1', 'h', '{}', now(), NULL, 'p1')`);
-    const rows = await s.query(`SELECT op, primary_key, payload, payload_hash, reason, send, profile_id, meta FROM (${diffSql(dialect(), consented, { snapshotsExist: true, hasProfileId: true, privacyLedger: false, consentSetAt: false })}) ORDER BY primary_key`);
+    const rows = await s.query(`SELECT op, primary_key, payload, payload_hash, reason, send, profile_id, meta FROM (${diffSql(dialect(), consented, { snapshotsExist: true, hasProfileId: true, privacyLedger: false, consentSetAt: false, columnTypes: {}, fingerprints: 'mixed' })}) ORDER BY primary_key`);
     expect(rows).toEqual([
       { op: 'add', primary_key: '1', payload: payload('a@x', 1), payload_hash: sha(payload('a@x', 1)), reason: null, send: true, profile_id: 'p1', meta: null },
       { op: 'remove', primary_key: '3', payload: payload('c@x', 3), payload_hash: sha(payload('c@x', 3)), reason: 'consent', send: true, profile_id: 'p3', meta: '{"remote_id":"r3"}' },
@@ -132,6 +133,71 @@ describe('the diff (DuckDB)', () => {
       { op: 'change', primary_key: '5', payload: payload('e@x', 5), payload_hash: sha(payload('e@x', 5)), reason: null, send: true, profile_id: 'p5', meta: '{"remote_id":"r5"}' },
       { op: 'remove', primary_key: '9', payload: payload('z@x', 9), payload_hash: sha(payload('z@x', 9)), reason: 'left_model', send: true, profile_id: 'p9', meta: null },
     ]);
+  });
+});
+
+describe('fingerprints (DuckDB)', () => {
+  const keysSent = (batches: OutboundRecord[][]) => batches.flat().map((r) => `${r.op}:${r.key}`);
+  const staleRows = async () => Number((await s.query(staleFingerprintsSql(dialect(), people().contract, await columnTypes())))[0]!['n']);
+  const columnTypes = async () => Object.fromEntries((await s.describe({ schema: 'main', name: 'people' }))!.columns.map((c) => [c.name.toLowerCase(), c.type]));
+
+  it("finds unchanged rows by fingerprint; NULL, '' and a field no longer mapped stay distinct; column order does not matter", async () => {
+    const { contract, batches } = people();
+    await s.execute(`INSERT INTO main.people VALUES (1, 'p1', NULL, 1), (2, 'p2', '', 2), (3, 'p3', 'x', 3)`);
+    expect((await sync(contract)).succeeded).toEqual({ add: 3, change: 0, remove: 0 });
+    expect(await s.query(`SELECT COUNT(*) AS n FROM cdp_sync.snapshots WHERE fingerprint IS NULL OR fingerprint_version IS NULL`)).toEqual([{ n: 0 }]);
+    expect(await staleRows()).toBe(0);
+    expect((await sync(contract)).planned).toEqual({ add: 0, change: 0, remove: 0 });
+
+    batches.length = 0;
+    await s.execute(`UPDATE main.people SET email = CASE id WHEN 1 THEN '' WHEN 2 THEN NULL ELSE email END`);
+    expect((await sync(contract)).succeeded).toEqual({ add: 0, change: 2, remove: 0 });
+    expect(keysSent(batches)).toEqual(['change:1', 'change:2']);
+    expect(batches.flat().map((r) => r.payload)).toEqual([{ email: '', score: 1 }, { email: null, score: 2 }]);
+
+    // The same rows in a table whose columns are in another order: nothing changed.
+    await s.execute(`CREATE OR REPLACE TABLE main.people AS SELECT score, email, profile_id, id FROM main.people`);
+    expect((await sync(contract)).planned).toEqual({ add: 0, change: 0, remove: 0 });
+
+    // A field no longer mapped (missing from the payload) is a change of every row, found by text.
+    batches.length = 0;
+    const scoreOnly = people({ mapping: [{ target: 'score', column: 'score', type: 'integer', transforms: [] }], mappingHash: 'm2' });
+    expect((await sync(scoreOnly.contract)).succeeded).toEqual({ add: 0, change: 3, remove: 0 });
+    expect(scoreOnly.batches.flat().map((r) => r.payload)).toEqual([{ score: 1 }, { score: 2 }, { score: 3 }]);
+  });
+
+  it('migrates a state written by the previous cdp (no fingerprint columns): nothing re-sent, fingerprints filled in', async () => {
+    const { contract, batches } = people();
+    await s.execute(`INSERT INTO main.people VALUES (1, 'p1', 'a@x', 1), (2, 'p2', 'b@x', 2), (3, 'p3', 'c@x', 3)`);
+    await sync(contract);
+    // The previous version's layout: the same tables and rows without the two columns.
+    for (const table of ['snapshots', 'plans']) for (const column of ['fingerprint', 'fingerprint_version']) await s.execute(`ALTER TABLE cdp_sync.${table} DROP COLUMN ${column}`);
+    await s.execute(`UPDATE main.people SET score = 20 WHERE id = 2`);
+    // cdp plan migrates nothing: it compares the payload text.
+    expect((await planDestination(s, dialect(), contract)).planned).toEqual({ add: 0, change: 1, remove: 0 });
+
+    batches.length = 0;
+    expect((await sync(contract)).succeeded).toEqual({ add: 0, change: 1, remove: 0 });
+    expect(keysSent(batches)).toEqual(['change:2']);
+    expect(await staleRows()).toBe(0);
+    expect((await sync(contract)).planned).toEqual({ add: 0, change: 0, remove: 0 });
+  });
+
+  it('compares fingerprints another version of the function made (an engine upgrade) by payload text, and refreshes them: nothing is re-sent', async () => {
+    const { contract, batches } = people();
+    await s.execute(`INSERT INTO main.people VALUES (1, 'p1', 'a@x', 1), (2, 'p2', 'b@x', 2), (3, 'p3', 'c@x', 3)`);
+    await sync(contract);
+    // What a changed hash function would leave: other fingerprints, under another probe value.
+    await s.execute(`UPDATE cdp_sync.snapshots SET fingerprint = fingerprint + 1, fingerprint_version = fingerprint_version + 1`);
+    await s.execute(`UPDATE main.people SET email = 'c2@x' WHERE id = 3`);
+    expect(await staleRows()).toBe(3);
+    expect((await planDestination(s, dialect(), contract)).planned).toEqual({ add: 0, change: 1, remove: 0 });
+
+    batches.length = 0;
+    expect((await sync(contract)).succeeded).toEqual({ add: 0, change: 1, remove: 0 });
+    expect(keysSent(batches)).toEqual(['change:3']);
+    expect(await staleRows()).toBe(0);
+    expect((await sync(contract)).planned).toEqual({ add: 0, change: 0, remove: 0 });
   });
 });
 
