@@ -27,6 +27,12 @@ export function registerInitCommand(program: Command, ctx: CommandContext): void
         mkdirSync(path.dirname(target), { recursive: true });
         writeFileSync(target, text);
       }
-      ctx.out.write(`Created project ${name} in ${root}\nNext: cd ${path.relative(process.cwd(), root) || '.'} && cdp build`);
+      const relative = path.relative(process.cwd(), root);
+      // Quoted for the shell: the directory may hold spaces or quotes. npx: cdp is not on PATH after npm install.
+      ctx.out.write(`Created project ${name} in ${root}\nNext: ${relative ? `cd ${shellQuote(relative)} && ` : ''}npx cdp build`);
     });
+}
+
+function shellQuote(text: string): string {
+  return /^[\w./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
