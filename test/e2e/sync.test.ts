@@ -202,6 +202,8 @@ mapping:
     expect(md).toContain('| crm | contacts | file | mirror | 3 | 0 | 0 | 0 | 1 |');
     expect(md).toMatch(/<details><summary>crm: samples<\/summary>/);
     expect(md).toContain('{"key":"1","payload":{"email":"ana@example.com"');
+    const both = expectCode(await p.cdp(['plan', '--json', '--format', 'markdown']), 2);
+    expect(both.stderr).toMatch(/--json and --format markdown ask for two outputs/);
   });
 
   it('selects destinations by name or by their model, and writes CSV when asked', async () => {

@@ -19,13 +19,16 @@ export function registerPlanCommand(program: Command, ctx: CommandContext): void
   addProjectOptions(program.command('plan'))
     .description('show what `cdp sync` would send per destination: adds, changes, removes, samples and rejected rows; sends nothing')
     .option('--json', 'print the plan as JSON')
-    .option('--format <format>', 'text or markdown (for a pull-request comment)', 'text')
+    .option('--format <format>', 'text, markdown (for a pull-request comment) or json (same as --json); default text')
     .action(async (flags: PlanFlags) => {
       ctx.exitCode = await planCommand(flags, ctx);
     });
 }
 
 async function planCommand(flags: PlanFlags, ctx: CommandContext): Promise<ExitCode> {
+  if (flags.json && flags.format !== undefined && flags.format !== 'json') {
+    throw new ConfigError('bad-option', `--json and --format ${flags.format} ask for two outputs; give one of them`);
+  }
   const format = flags.json ? 'json' : flags.format ?? 'text';
   if (!['text', 'json', 'markdown'].includes(format)) throw new ConfigError('bad-option', `--format must be text, json or markdown, got ${JSON.stringify(flags.format)}`);
   const logger = ctx.logger(flags.logFormat);
