@@ -95,6 +95,7 @@ export function syncText(results: SyncResult[], errors: { destination: string; e
     for (const j of r.rejections) lines.push(`  rejected ${j.op} ${j.primary_key}: ${j.reason}`);
     if (r.message) lines.push(`  ${r.message}`);
   }
-  for (const e of errors) lines.push(`${e.destination}: FAILED, nothing sent`, `  ${e.error}`);
+  // The error itself goes to stderr (the CLI prints it there for every format), once.
+  for (const e of errors) lines.push(`${e.destination}: FAILED, nothing sent (error below)`);
   return lines;
 }
