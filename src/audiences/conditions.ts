@@ -212,7 +212,9 @@ export function conditionSql(condition: Condition, ctx: ConditionSqlContext, tra
     case 'event':
       return eventSql(condition, ctx, indent);
     case 'not':
-      return `NOT (${conditionSql(condition.condition, ctx, traits, indent)})`;
+      // A comparison on a NULL trait is NULL, and NOT NULL is NULL: without the COALESCE a profile
+      // missing the trait would fail both a condition and its negation. Conditions are two-valued.
+      return `NOT COALESCE(${conditionSql(condition.condition, ctx, traits, indent)}, ${d.literal(false)})`;
     case 'all':
     case 'any': {
       const joiner = condition.kind === 'all' ? 'AND' : 'OR';

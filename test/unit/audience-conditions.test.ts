@@ -1,3 +1,4 @@
+import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
 import { conditionSql, parseCondition, traitsUsed, type ConditionSqlContext, type TraitCatalog, type TraitInfo } from '../../src/audiences/conditions.js';
 import { sqlWhereProblem } from '../../src/audiences/rules.js';
@@ -72,7 +73,7 @@ describe('audience conditions: SQL', () => {
     ['{ trait: last_purchase_at, gte: "2026-11-01" }', `t."last_purchase_at" >= CAST('2026-11-01' AS TIMESTAMP)`],
     ['{ trait: last_purchase_at, is_null: false }', 't."last_purchase_at" IS NOT NULL'],
     ['{ trait: last_purchase_at, within_days: 30 }', `t."last_purchase_at" >= ((NOW_SQL) + INTERVAL (-30) DAY) AND t."last_purchase_at" <= (NOW_SQL)`],
-    ['{ not: { trait: bookings_total, gt: 3 } }', 'NOT (t."bookings_total" > 3)'],
+    ['{ not: { trait: bookings_total, gt: 3 } }', 'NOT COALESCE(t."bookings_total" > 3, FALSE)'],
   ])('%s', (yaml, expected) => {
     expect(sql(yaml)).toBe(expected);
   });
@@ -109,6 +110,58 @@ describe('audience conditions: SQL', () => {
     const strings: TraitCatalog = new Map([['plan', { name: 'plan', type: 'string', model: 'profile_traits' }]]);
     const condition = parseCondition(YamlValue.parse('a.yml', `where: { trait: plan, eq: "o'brien" }`).child('where'), strings);
     expect(conditionSql(condition, ctx, strings)).toBe(`t."plan" = 'o''brien'`);
+  });
+});
+
+/*
+ * Every condition and its `not` on DuckDB, against members computed by hand. p3 has NULL traits
+ * and no events: under SQL's three-valued logic `NOT (t.x >= 2)` is NULL for it, so a bare NOT
+ * would leave p3 out of both a condition and its negation.
+ */
+describe('audience conditions on DuckDB: not is the complement, NULL traits included', () => {
+  const nullable: TraitCatalog = new Map<string, TraitInfo>([
+    ['x', { name: 'x', type: 'number', model: 'profile_traits' }],
+    ['ts', { name: 'ts', type: 'timestamp', model: 'profile_traits' }],
+  ]);
+  const duck: ConditionSqlContext = { dialect: d, asOf: "CAST('2026-11-15' AS TIMESTAMP)", eventsRelation: 'events', alias: 't' };
+  const SETUP = [
+    `CREATE TABLE profiles AS SELECT * FROM (VALUES ('p1', 1, TIMESTAMP '2026-11-10'), ('p2', 5, TIMESTAMP '2026-01-01'), ('p3', NULL, NULL)) AS v(profile_id, x, ts)`,
+    // p2's order is refunded within the hour; p1's is not.
+    `CREATE TABLE events AS SELECT * FROM (VALUES ('p1', 'order', TIMESTAMP '2026-11-10'), ('p2', 'order', TIMESTAMP '2026-01-01'), ('p2', 'refund', TIMESTAMP '2026-01-01 01:00:00')) AS v(profile_id, event_name, occurred_at)`,
+  ];
+  const EVERYONE = ['p1', 'p2', 'p3'];
+
+  async function membersOf(yaml: string): Promise<string[]> {
+    const condition = parseCondition(YamlValue.parse('audiences/a.yml', `where: ${yaml}`).child('where'), nullable);
+    const instance = await DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    try {
+      for (const statement of SETUP) await connection.run(statement);
+      const reader = await connection.runAndReadAll(`SELECT t.profile_id FROM profiles AS t WHERE (${conditionSql(condition, duck, nullable)}) ORDER BY 1`);
+      return reader.getRows().map((row) => String(row[0]));
+    } finally {
+      connection.disconnectSync();
+      instance.closeSync();
+    }
+  }
+
+  it.each([
+    ['{ trait: x, gte: 2 }', ['p2']],
+    ['{ trait: x, ne: 1 }', ['p2']],
+    ['{ trait: x, in: [1, 2] }', ['p1']],
+    ['{ trait: x, between: [0, 3] }', ['p1']],
+    ['{ trait: ts, within_days: 30 }', ['p1']],
+    ['{ trait: ts, lt: "2026-06-01" }', ['p2']],
+    ['{ trait: x, is_null: true }', ['p3']],
+    ['{ all: [ { trait: x, gte: 1 }, { trait: ts, within_days: 30 } ] }', ['p1']],
+    ['{ any: [ { trait: x, gt: 3 }, { trait: ts, within_days: 30 } ] }', ['p1', 'p2']],
+    ['{ any: [ { trait: x, gt: 3 }, { not: { trait: ts, within_days: 30 } } ] }', ['p2', 'p3']],
+    ['{ event: order, within_days: 30 }', ['p1']],
+    ['{ event: order, not_followed_by: { event: refund, within_hours: 2 } }', ['p1']],
+    ['{ not: { trait: x, gte: 2 } }', ['p1', 'p3']],
+  ])('%s', async (yaml, expected) => {
+    expect(await membersOf(yaml)).toEqual(expected);
+    expect(await membersOf(`{ not: ${yaml} }`)).toEqual(EVERYONE.filter((p) => !expected.includes(p)));
   });
 });
 
