@@ -41,6 +41,12 @@ export interface OutboundRecord {
   /** Mapped fields (for a remove: the payload last acknowledged, so identifiers are known). */
   payload: Record<string, unknown>;
   /**
+   * `payload` as the JSON text the warehouse planned, when the engine has it (it always does for
+   * planned records): a connector that sends the payload as JSON can splice it into its body as
+   * is, and never touch `payload`, which the engine then never parses. Read-only, like `payload`.
+   */
+  payloadJson?: string;
+  /**
    * For removes: delete the record, clear the mapped fields, or `erase`: a privacy deletion
    * request (docs/privacy.md), which uses the platform's own data-subject deletion whatever the
    * contract's `on_remove` says.

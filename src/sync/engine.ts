@@ -287,13 +287,16 @@ async function oldestRunSinceSuccess(writer: Session, d: Dialect, contract: Cont
 
 /**
  * The run's records still to send, in send order, in batches of the contract's size. Read in
- * windows of PENDING_WINDOW plan rows (by seq): the warehouse sorts and holds one window, not the
+ * windows of at most PENDING_WINDOW plan rows (by seq): the warehouse sorts and holds one window, not the
  * whole plan, and Node one batch of it at a time (plus the batches in flight).
  */
 async function* pendingBatches(reader: Session, d: Dialect, contract: Contract, runId: string, lastSeq: number): AsyncIterable<Row[]> {
   let pending: Row[] = [];
-  for (let from = 1; from <= lastSeq; from += PENDING_WINDOW) {
-    for await (const rows of reader.stream(pendingSql(d, contract, runId, from, from + PENDING_WINDOW), contract.batchSize)) {
+  // The first window is a few batches, so the first one leaves without waiting for a sort of
+  // PENDING_WINDOW rows; each next window doubles, up to PENDING_WINDOW.
+  const first = Math.min(PENDING_WINDOW, 2 * contract.batchSize * contract.delivery.concurrency);
+  for (let from = 1, size = first; from <= lastSeq; from += size, size = Math.min(PENDING_WINDOW, 2 * size)) {
+    for await (const rows of reader.stream(pendingSql(d, contract, runId, from, from + size), contract.batchSize)) {
       // A window's last batch is usually short: topped up from the next window.
       pending = pending.length === 0 ? rows : pending.concat(rows);
       while (pending.length >= contract.batchSize) {
@@ -400,8 +403,15 @@ function toRecord(contract: Contract, row: Row): OutboundRecord {
   const op = String(row['op']) as Op;
   const key = String(row['primary_key']);
   const payloadHash = String(row['payload_hash']);
-  const payload = JSON.parse(String(row['payload'])) as Record<string, unknown>;
-  const record: OutboundRecord = { op, key, idempotencyKey: idempotencyKey(contract.name, key, op, payloadHash), payloadHash, payload };
+  const payloadJson = String(row['payload']);
+  let payload: Record<string, unknown> | undefined;
+  const record: OutboundRecord = {
+    op, key, idempotencyKey: idempotencyKey(contract.name, key, op, payloadHash), payloadHash, payloadJson,
+    // Parsed on first use: a connector that splices payloadJson never pays for it.
+    get payload() {
+      return (payload ??= JSON.parse(payloadJson) as Record<string, unknown>);
+    },
+  };
   if (op === 'remove') record.removal = row['reason'] === 'privacy' ? 'erase' : contract.onRemove === 'clear' ? 'clear' : 'delete';
   const meta = row['meta'];
   if (typeof meta === 'string' && meta !== '') record.meta = JSON.parse(meta) as RecordMeta;
@@ -441,7 +451,9 @@ async function commitBatch(
   const acked: OutboundRecord[] = [];
   const metaOf = (r: OutboundRecord): string | null => {
     const result = outcome.get(r);
-    const merged = { ...r.meta, ...(result?.ok ? result.meta : undefined) };
+    const fresh = result?.ok ? result.meta : undefined;
+    if (r.meta === undefined && fresh === undefined) return null;
+    const merged = { ...r.meta, ...fresh };
     return Object.keys(merged).length > 0 ? JSON.stringify(merged) : null;
   };
   const rejected: { record: OutboundRecord; reason: string }[] = [];

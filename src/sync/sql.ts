@@ -247,10 +247,14 @@ export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): str
     `    c.primary_key AS cur_key, ${values('c').map((v, i) => `${v} AS ${value(i)}`).join(', ')}, c.fingerprint AS cur_fingerprint, c.profile_id AS cur_profile_id,`,
     `    sn.primary_key AS snap_key, sn.payload AS snap_payload, sn.payload_hash AS snap_payload_hash, sn.profile_id AS snap_profile_id, sn.meta AS snap_meta`,
     `  FROM cur AS c FULL OUTER JOIN snap AS sn ON sn.primary_key = c.primary_key`,
+    // The payload JSON in a projection of its own, so its hash reads it instead of building it again.
+    `), planned AS (`,
+    `  SELECT j.*, CASE WHEN j.op = 'remove' THEN j.snap_payload WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${payload} END AS payload`,
+    `  FROM joined AS j`,
+    `  WHERE j.op IS NOT NULL`,
     `)`,
-    `SELECT j.op, COALESCE(j.cur_key, j.snap_key) AS primary_key,`,
-    `  CASE WHEN j.op = 'remove' THEN j.snap_payload WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${payload} END AS payload,`,
-    `  CASE WHEN j.op = 'remove' THEN j.snap_payload_hash WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${d.sha256Hex(payload)} END AS payload_hash,`,
+    `SELECT j.op, COALESCE(j.cur_key, j.snap_key) AS primary_key, j.payload,`,
+    `  CASE WHEN j.op = 'remove' THEN j.snap_payload_hash WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${d.sha256Hex('j.payload')} END AS payload_hash,`,
     `  CASE WHEN j.op = 'remove' THEN (CASE WHEN ${snapErased} THEN 'privacy' WHEN j.cur_key IS NULL THEN 'left_model' ELSE 'consent' END)`,
     `    WHEN j.op = 'excluded' THEN 'consent' WHEN j.op = 'change' THEN ${sendsChanges ? `CAST(NULL AS ${s})` : d.literal(contract.mode)} ELSE CAST(NULL AS ${s}) END AS reason,`,
     `  CASE WHEN j.op = 'remove' THEN ${sendsLeftModel ? 'TRUE' : `(j.cur_key IS NOT NULL OR ${snapErased})`}`,
@@ -263,8 +267,7 @@ export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): str
     `  CASE WHEN j.op = 'change' OR j.op = 'remove' THEN j.snap_meta END AS meta,`,
     `  CASE WHEN j.op = 'add' OR j.op = 'change' THEN j.cur_fingerprint END AS fingerprint,`,
     `  CASE WHEN j.op = 'add' OR j.op = 'change' THEN ${fingerprintVersionSql(d, contract, inputs.columnTypes)} END AS fingerprint_version`,
-    `FROM joined AS j`,
-    `WHERE j.op IS NOT NULL`,
+    `FROM planned AS j`,
   ].join('\n');
 }
 

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { Destination, OutboundRecord, RecordResult } from '../../src/destinations/destination.js';
 import { DeliveryError, parseRetryAfter } from '../../src/destinations/errors.js';
 import { envReference } from '../../src/destinations/http-connector.js';
-import { batchIdempotencyKey, signature, webhookDestination } from '../../src/destinations/webhook.js';
+import { batchIdempotencyKey, requestBody, signature, webhookDestination } from '../../src/destinations/webhook.js';
+import { wireOp } from '../../src/destinations/wire-op.js';
 import { YamlValue } from '../../src/project/yaml-reader.js';
 import { DEFAULT_DELIVERY, deliveryPolicy, type DeliveryPolicy } from '../../src/sync/contract.js';
 import { deliverer, DestinationStopped, RateLimiter } from '../../src/sync/delivery.js';
@@ -134,6 +135,16 @@ describe('webhook connector helpers', () => {
     const batch = [record('a'), record('b')];
     expect(batchIdempotencyKey(batch)).toBe(batchIdempotencyKey([...batch]));
     expect(batchIdempotencyKey(batch)).not.toBe(batchIdempotencyKey([record('a')]));
+  });
+
+  it('writes the body as JSON.stringify would, splicing each payload from its planned JSON text when the record has it', () => {
+    const plain: OutboundRecord = { ...record('a"b'), payload: { n: 1, s: 'x' } };
+    const erased: OutboundRecord = { ...record('c'), op: 'remove', removal: 'erase', payload: { email: 'e@x' } };
+    expect(requestBody([plain, erased])).toBe(JSON.stringify({ records: [plain, erased].map((r) => ({ op: wireOp(r), key: r.key, idempotency_key: r.idempotencyKey, payload: r.payload })) }));
+    // The planned text goes out as the warehouse wrote it (a double as 2.0), without parsing `payload`.
+    const planned: OutboundRecord = { ...record('d'), payloadJson: '{"ltv":2.0,"name":"D"}', get payload(): Record<string, unknown> { throw new Error('parsed') } };
+    expect(requestBody([planned])).toBe(`{"records":[{"op":"add","key":"d","idempotency_key":"${planned.idempotencyKey}","payload":{"ltv":2.0,"name":"D"}}]}`);
+    expect(JSON.parse(requestBody([planned])).records[0].payload).toEqual({ ltv: 2, name: 'D' });
   });
 
   it('accepts only env references as the secret', () => {

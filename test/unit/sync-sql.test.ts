@@ -163,7 +163,7 @@ describe('fingerprints (DuckDB)', () => {
     batches.length = 0;
     const scoreOnly = people({ mapping: [{ target: 'score', column: 'score', type: 'integer', transforms: [] }], mappingHash: 'm2' });
     expect((await sync(scoreOnly.contract)).succeeded).toEqual({ add: 0, change: 3, remove: 0 });
-    expect(scoreOnly.batches.flat().map((r) => r.payload)).toEqual([{ score: 1 }, { score: 2 }, { score: 3 }]);
+    expect(scoreOnly.batches.flat().map((r) => r.payloadJson)).toEqual(['{"score":1}', '{"score":2}', '{"score":3}']);
   });
 
   it('migrates a state written by the previous cdp (no fingerprint columns): nothing re-sent, fingerprints filled in', async () => {
@@ -252,6 +252,15 @@ describe('cdp_sync.plans pruning', () => {
 });
 
 describe('the delivery loop (DuckDB)', () => {
+  it('reads the plan in windows that start at a few batches and double, sending every record once, in order', async () => {
+    // batch 2, concurrency 1: windows of 4, 8, 16, 32 plan rows; 45 rows end inside the fourth.
+    const { contract, batches } = people({ delivery: { ...DEFAULT_DELIVERY, concurrency: 1, maxAttempts: 1 } });
+    await s.execute(`INSERT INTO main.people SELECT i, 'p' || i, 'u' || i || '@x', i FROM range(100, 145) t(i)`);
+    expect((await sync(contract)).succeeded).toEqual({ add: 45, change: 0, remove: 0 });
+    expect(batches.every((b) => b.length === 2 || b === batches.at(-1))).toBe(true);
+    expect(batches.flat().map((r) => r.key)).toEqual(Array.from({ length: 45 }, (_, i) => String(100 + i)));
+  });
+
   it('sends in (op, key) order in batches, copies acknowledged rows into the snapshot with their meta, and hands meta back', async () => {
     const { contract, batches } = people();
     await s.execute(`INSERT INTO main.people SELECT i, 'p' || i, 'u' || i || '@x', i FROM range(1, 8) t(i)`);
