@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { CompileError, ProblemsError, type CdpError, type SourceLocation } from '../errors.js';
 import { assertValidName } from '../project/names.js';
 import { folderConfigChain, type PartialModelConfig } from '../project/project-file.js';
 import type { Project } from '../project/project.js';
-import type { ColumnDecl, NodeReference, ResourceDecl } from '../project/schema-file.js';
+import type { ColumnDecl, NodeReference, ResourceDecl, SourceTableDecl } from '../project/schema-file.js';
 import { targetDatabase } from '../project/target.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import { identityModels } from '../identity/generator.js';
@@ -47,6 +47,24 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** A file's content hash, read in chunks so a large seed is never held in memory whole. */
+function fileSha256(file: string): string {
+  const hash = createHash('sha256');
+  const buffer = Buffer.alloc(1 << 20);
+  const fd = openSync(file, 'r');
+  try {
+    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) hash.update(buffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** JSON of a declaration without its source locations: they move when unrelated lines of the file do. */
+function withoutLocations(value: unknown): string {
+  return JSON.stringify(value, (key, v: unknown) => (key === 'at' ? undefined : v));
+}
+
 interface PendingModel {
   refs: RefCall[];
   sources: SourceCall[];
@@ -63,7 +81,9 @@ class ProjectCompiler {
   private readonly problems: CdpError[] = [];
   private readonly renderer = new TemplateRenderer();
   private readonly sql = new Map<string, string>();
+  private readonly yamlTexts = new Map<string, string>();
   private identity?: IdentityRules;
+  private identityFile?: string;
 
   constructor(
     private readonly project: Project,
@@ -146,7 +166,6 @@ class ProjectCompiler {
       const decl = decls.get(seed.name);
       const config = mergeConfigs([...folderConfigChain(this.project.config.seeds, seed.folders), decl?.config ?? {}]);
       const name = assertValidName(seed.name, 'Seed name', { file: seed.file });
-      const stat = statSync(seed.file);
       const node: SeedNode = {
         resourceType: 'seed',
         uniqueId: `seed.${this.name}.${name}`,
@@ -156,8 +175,8 @@ class ProjectCompiler {
         tags: config.tags ?? [],
         description: decl?.description ?? '',
         dependsOn: [],
-        // Size + mtime rather than content: seeds can be large and this runs on every invocation.
-        checksum: sha256(`${stat.size}:${stat.mtimeMs}:${JSON.stringify(config)}`),
+        // Content, not mtime: a fresh clone of the same commit must not flag every seed.
+        checksum: sha256(`${fileSha256(seed.file)}:${JSON.stringify(config)}`),
         relation: this.relation(config.schema ?? target.schema, name),
         file: seed.file,
         format: seed.format,
@@ -193,7 +212,7 @@ class ProjectCompiler {
           tags: [],
           description: table.description,
           dependsOn: [],
-          checksum: sha256(JSON.stringify({ ...table, at: undefined })),
+          checksum: this.sourceChecksum(table),
           relation: this.relation(table.schema, table.name),
           file: table.file,
           format: table.format,
@@ -202,6 +221,16 @@ class ProjectCompiler {
         this.sourceTargets.set(key, id);
       }
     }
+  }
+
+  /**
+   * The YAML entry with its file relative to the project (the absolute path differs per checkout),
+   * plus the file's content: `cdp seed` loads a file-backed source like a seed.
+   */
+  private sourceChecksum(table: SourceTableDecl): string {
+    if (!table.file) return sha256(withoutLocations(table));
+    const content = existsSync(table.file) ? fileSha256(table.file) : 'missing';
+    return sha256(`${withoutLocations({ ...table, file: relativePath(this.project, table.file) })}:${content}`);
   }
 
   private addModels(decls: Map<string, ResourceDecl>): void {
@@ -254,6 +283,7 @@ class ProjectCompiler {
   private addIdentityModels(): void {
     const file = identityFileOf(this.project.config.root);
     if (!file) return;
+    this.identityFile = file;
     try {
       this.identity = loadIdentityRules(file);
     } catch (error) {
@@ -261,7 +291,7 @@ class ProjectCompiler {
       return;
     }
     const schema = this.project.profile.target.schema;
-    this.addGeneratedModels('identity', file, identityModels(this.dialect, this.identity, (name) => this.relation(schema, name)));
+    this.addGeneratedModels('identity', file, this.userText([file]), identityModels(this.dialect, this.identity, (name) => this.relation(schema, name)));
   }
 
   /** golden_record.yml: the event timeline and traits (src/profiles/generator.ts); needs identity.yml. */
@@ -270,7 +300,7 @@ class ProjectCompiler {
     if (!file) return;
     try {
       const rules = loadGoldenRecord(file, this.identity);
-      this.addGeneratedModels('profiles', file, profileModels(this.dialect, rules, this.identity!));
+      this.addGeneratedModels('profiles', file, this.userText([this.identityFile, file]), profileModels(this.dialect, rules, this.identity!));
     } catch (error) {
       this.problems.push(error as CdpError);
     }
@@ -299,12 +329,18 @@ class ProjectCompiler {
         const previous = loaded.get(audience.name);
         if (previous) throw duplicateAudience(audience, previous);
         loaded.set(audience.name, audience);
-        this.addGeneratedModels('audiences', file, audienceModels(this.dialect, audience, traits));
+        // The trait catalog the audience is checked against comes from golden_record.yml and identity.yml.
+        const input = this.userText([this.identityFile, goldenRecordFileOf(this.project.config.root), file]);
+        this.addGeneratedModels('audiences', file, input, audienceModels(this.dialect, audience, traits));
       } catch (error) {
         this.problems.push(error as CdpError);
       }
     }
-    if (loaded.size > 0) this.addGeneratedModels('audiences', dir, [membershipModel(this.dialect, [...loaded.keys()])]);
+    if (loaded.size > 0) {
+      const names = [...loaded.keys()];
+      // The membership model is made of the audiences' names alone.
+      this.addGeneratedModels('audiences', dir, JSON.stringify([...names].sort()), [membershipModel(this.dialect, names)]);
+    }
   }
 
   /**
@@ -321,7 +357,23 @@ class ProjectCompiler {
     }
   }
 
-  private addGeneratedModels(generator: string, file: string, models: GeneratedModel[]): void {
+  /**
+   * What generated models are made from, as the user wrote it: the project-relative path and text
+   * of each YAML file. Their SQL is dialect- and target-specific, so hashing it would flag every
+   * generated model when state from another target is compared (docs/selection.md).
+   */
+  private userText(files: (string | undefined)[]): string {
+    return files
+      .filter((file): file is string => file !== undefined)
+      .map((file) => {
+        let text = this.yamlTexts.get(file);
+        if (text === undefined) this.yamlTexts.set(file, (text = readFileSync(file, 'utf8')));
+        return `${relativePath(this.project, file)}\n${text}`;
+      })
+      .join('\0');
+  }
+
+  private addGeneratedModels(generator: string, file: string, userInput: string, models: GeneratedModel[]): void {
     const path = relativePath(this.project, file);
     const schema = this.project.profile.target.schema;
     for (const model of models) {
@@ -335,7 +387,7 @@ class ProjectCompiler {
         tags: config.tags,
         description: model.description,
         dependsOn: [],
-        checksum: sha256(model.template + JSON.stringify(config)),
+        checksum: sha256(`${userInput}\0${model.name}\0${JSON.stringify(config)}`),
         relation: this.relation(schema, model.name),
         config,
         rawSql: model.template,

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TempProject, projectPool, spawnCdp } from '../helpers/project.js';
@@ -106,6 +106,54 @@ describe('cdp ls', () => {
     const json = await project.cdp(['ls', '--select', 'stg_bookings', '--output', 'json']);
     const first = JSON.parse(json.stdout.split('\n')[0]!) as { unique_id: string };
     expect(first.unique_id).toBe('model.cdp_demo.stg_bookings');
+  });
+});
+
+describe('state:modified across clones and targets', () => {
+  /** A fresh checkout of the same commit: another directory, every file with a new mtime. */
+  function freshClone(): TempProject {
+    const clone = track(TempProject.fromRepoRoot());
+    const later = new Date(Date.now() + 3_600_000);
+    for (const file of listFiles(clone.dir)) utimesSync(file, later, later);
+    return clone;
+  }
+
+  async function modified(p: TempProject, stateDir: string, selector = 'state:modified', resourceType?: string): Promise<string[]> {
+    const run = await p.cdp(['ls', '--select', selector, '--state', stateDir, '--output', 'name', ...(resourceType ? ['--resource-type', resourceType] : [])]);
+    expect(run.code, run.stderr).toBe(0);
+    return run.stdout.split('\n').filter((line) => line.length > 0).sort();
+  }
+
+  it('flags nothing in a fresh clone compared with state compiled for another target, then only what changed', async () => {
+    const prod = track(TempProject.fromRepoRoot());
+    expect((await prod.cdp(['compile', '--target', 'snowflake'])).code).toBe(0);
+    const clone = freshClone();
+    expect(await modified(clone, prod.path('target'))).toEqual([]);
+
+    const catalog = clone.read('seeds/class_catalog.csv');
+    clone.write({ 'seeds/class_catalog.csv': catalog.replace('Yoga Flow,mind_body,60,18.00', 'Yoga Flow,mind_body,60,19.00') });
+    // The relationships test reading class_catalog comes along, as tests of selected nodes do.
+    expect(await modified(clone, prod.path('target'))).toEqual(['class_catalog', 'relationships_stg_bookings_class_id__class_catalog_class_id']);
+    clone.write({ 'seeds/class_catalog.csv': catalog });
+
+    // A file-backed source is loaded like a seed: a changed row flags it, and `+` its children.
+    const bookings = clone.read('data/bookings.csv').split('\n');
+    bookings[1] = bookings[1]!.replace(/,booked,|,attended,/, ',cancelled,');
+    clone.write({ 'data/bookings.csv': bookings.join('\n') });
+    expect(await modified(clone, prod.path('target'), 'state:modified', 'source')).toEqual(['raw.bookings']);
+    const withChildren = await modified(clone, prod.path('target'), 'state:modified+', 'model');
+    expect(withChildren).toContain('stg_bookings');
+    expect(withChildren).not.toContain('stg_payments');
+  });
+
+  it('flags a generated model when the YAML it is generated from changes', async () => {
+    const prod = track(TempProject.fromRepoRoot());
+    expect((await prod.cdp(['compile', '--target', 'snowflake'])).code).toBe(0);
+    const clone = freshClone();
+    clone.write({ 'audiences/churn_risk.yml': `${clone.read('audiences/churn_risk.yml')}\n# reviewed\n` });
+    expect(await modified(clone, prod.path('target'), 'state:modified', 'model')).toEqual(['audience_churn_risk']);
+    clone.write({ 'models/staging/sources.yml': clone.read('models/staging/sources.yml').replace('App and web sign-ups.', 'Sign-ups.') });
+    expect(await modified(clone, prod.path('target'), 'state:modified', 'source')).toEqual(['raw.accounts']);
   });
 });
 
