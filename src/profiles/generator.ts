@@ -147,21 +147,34 @@ function partialSql(d: Dialect, rules: GoldenRecordRules, trait: ComputedTrait, 
   }
 }
 
-function combineSql(d: Dialect, rules: GoldenRecordRules, trait: ComputedTrait): string {
+/** The partial aggregates of a trait combined per profile: counts and sums add, minimums and maximums combine. */
+function combineSql(d: Dialect, trait: ComputedTrait): string {
   const c = `p.${d.quoteIdentifier(trait.name)}`;
   switch (trait.aggregate) {
     case 'count':
-      return `COALESCE(SUM(${c}), 0)`;
     case 'sum':
-      return `COALESCE(SUM(${c}), 0)`;
+      return `SUM(${c})`;
     case 'min':
     case 'first_time':
       return `MIN(${c})`;
     case 'max':
     case 'last_time':
-      return `MAX(${c})`;
     case 'days_since_last':
-      return d.dateDiff('day', `MAX(${c})`, asOfSql(d, rules));
+      return `MAX(${c})`;
+  }
+}
+
+/** A trait's value for a profile of identity_profiles, with or without events (`c` is absent then). */
+function finalSql(d: Dialect, rules: GoldenRecordRules, trait: ComputedTrait): string {
+  const c = `c.${d.quoteIdentifier(trait.name)}`;
+  switch (trait.aggregate) {
+    case 'count':
+    case 'sum':
+      return `COALESCE(${c}, 0)`;
+    case 'days_since_last':
+      return d.dateDiff('day', c, asOfSql(d, rules));
+    default:
+      return c;
   }
 }
 
@@ -188,17 +201,28 @@ function partialsSql(d: Dialect, rules: GoldenRecordRules, source: EventSource, 
   ].join('\n');
 }
 
+/**
+ * Every profile of identity_profiles gets a row, so a condition such as `orders = 0` finds the
+ * profiles without events too. Only the combined partials are joined to the profile list: one
+ * row per profile on each side, never the events.
+ */
 export function profileTraitsTemplate(d: Dialect, rules: GoldenRecordRules, identity: IdentityRules): string {
   const q = (name: string) => d.quoteIdentifier(name);
   const partials = rules.sources.map((source) => partialsSql(d, rules, source, identity));
-  const combined = rules.computedTraits.map((trait) => `${combineSql(d, rules, trait)} AS ${q(trait.name)}`);
+  const combined = rules.computedTraits.map((trait) => `${combineSql(d, trait)} AS ${q(trait.name)}`);
+  const finals = rules.computedTraits.map((trait) => `${finalSql(d, rules, trait)} AS ${q(trait.name)}`);
   return `-- Generated from golden_record.yml by cdp: computed traits, one aggregation pass per event source
--- (grouped by its identifier, then resolved to profiles), combined per profile.
+-- (grouped by its identifier, then resolved to profiles), combined per profile, for every profile.
 WITH partials AS (
 ${partials.join('\nUNION ALL\n')}
+),
+combined AS (
+  SELECT p.profile_id${combined.map((c) => `,\n    ${c}`).join('')}
+  FROM partials AS p
+  GROUP BY p.profile_id
 )
-SELECT p.profile_id${combined.map((c) => `,\n  ${c}`).join('')}
-FROM partials AS p
-GROUP BY p.profile_id
+SELECT pr.profile_id${finals.map((c) => `,\n  ${c}`).join('')}
+FROM {{ ref "identity_profiles" }} AS pr
+LEFT JOIN combined AS c ON c.profile_id = pr.profile_id
 `;
 }

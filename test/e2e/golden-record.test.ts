@@ -19,7 +19,7 @@ const GOLDEN = `${BOOKINGS_AND_PAYMENTS_EVENTS}computed_traits:
 `;
 
 const SEEDS = {
-  'seeds/customers.csv': 'customer_id,email,created_at\nC1,ana@example.com,2026-01-01 00:00:00\nC2,ben@example.com,2026-02-01 00:00:00\n',
+  'seeds/customers.csv': 'customer_id,email,created_at\nC1,ana@example.com,2026-01-01 00:00:00\nC2,ben@example.com,2026-02-01 00:00:00\nC3,cy@example.com,2026-03-01 00:00:00\n',
   // Ana: attended twice (once within 30 days of 2026-11-15), cancelled once. Ben: one old booking.
   'seeds/bookings.csv': [
     'booking_id,customer_id,status,booked_at,class_id',
@@ -37,7 +37,7 @@ function project(files: Record<string, string> = {}) {
 }
 
 describe('golden_record.yml', () => {
-  it('builds the event timeline and computed traits per profile', async () => {
+  it('builds the event timeline and computed traits per profile, profiles without events included', async () => {
     const p = project();
     expectCode(await p.cdp(['build']), 0);
     const traits = await p.query(`
@@ -45,7 +45,8 @@ describe('golden_record.yml', () => {
              CAST(t.last_cancellation_at AS VARCHAR) AS last_cancellation_at, CAST(t.first_seen_at AS VARCHAR) AS first_seen_at, t.days_since_last_activity
       FROM main.profile_traits AS t JOIN main.identity_graph AS g ON g.profile_id = t.profile_id AND g.identifier_type = 'customer_id'
       ORDER BY 1`);
-    expect(traits.map((row) => ({ ...row, lifetime_revenue: Number(row['lifetime_revenue']), largest_payment: row['largest_payment'] === null ? null : Number(row['largest_payment']), bookings_total: Number(row['bookings_total']), attended_last_30_days: Number(row['attended_last_30_days']), days_since_last_activity: Number(row['days_since_last_activity']) }))).toEqual([
+    const num = (value: unknown) => (value === null ? null : Number(value));
+    expect(traits.map((row) => ({ ...row, lifetime_revenue: num(row['lifetime_revenue']), largest_payment: num(row['largest_payment']), bookings_total: num(row['bookings_total']), attended_last_30_days: num(row['attended_last_30_days']), days_since_last_activity: num(row['days_since_last_activity']) }))).toEqual([
       {
         customer_id: 'C1',
         lifetime_revenue: 69.5,
@@ -67,7 +68,20 @@ describe('golden_record.yml', () => {
         first_seen_at: '2026-03-01 10:00:00',
         days_since_last_activity: 259,
       },
+      {
+        // Cy has no event: counts and sums are 0, everything else NULL.
+        customer_id: 'C3',
+        lifetime_revenue: 0,
+        largest_payment: null,
+        bookings_total: 0,
+        attended_last_30_days: 0,
+        last_cancellation_at: null,
+        first_seen_at: null,
+        days_since_last_activity: null,
+      },
     ]);
+    const [zero] = await p.query('SELECT COUNT(*) AS n FROM main.profile_traits WHERE bookings_total = 0');
+    expect(Number(zero!['n'])).toBe(1);
     // Zoe paid but is not in the identity graph: her events belong to no profile.
     const timeline = await p.query(`
       SELECT e.event_seq, e.event_name, e.source, CAST(e.occurred_at AS VARCHAR) AS occurred_at
