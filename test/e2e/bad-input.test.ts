@@ -470,3 +470,39 @@ describe('bad flags', () => {
     expectNothingWritten(p);
   });
 });
+
+// ---------------------------------------------------------------------------------------
+describe('destination credentials (plan and sync)', () => {
+  const contract = (name: string, type: string, options: string) =>
+    `name: ${name}\nmodel: contacts\ntype: ${type}\nprimary_key: id\nmapping:\n  email: email\nmode: upsert\noptions:\n${options}`;
+  const DESTINATIONS = {
+    'seeds/contacts.csv': 'id,email\n1,ana@example.com\n',
+    'destinations/hook.yml': contract('hook', 'webhook', '  url: http://127.0.0.1:9/hook\n  secret: \'{{ env "CDP_BAD_INPUT_HOOK_SECRET" }}\'\n'),
+    'destinations/crm.yml': contract('crm', 'hubspot', '  token: \'{{ env "CDP_BAD_INPUT_HUBSPOT_TOKEN" }}\'\n'),
+    'destinations/outbox.yml': contract('outbox', 'file', '  format: jsonl\n  directory: target/outbox\n'),
+  };
+
+  it('only the selected destinations need theirs', async () => {
+    const p = project(DESTINATIONS);
+    expect((await cdp(p, ['seed'])).code).toBe(0);
+    const outbox = await cdp(p, ['plan', '--select', 'outbox']);
+    expect(outbox.stderr).toBe('');
+    expect(outbox.code).toBe(0);
+
+    const hook = await cdp(p, ['plan', '--select', 'hook']);
+    expect(hook.code).toBe(2);
+    expect(hook.stderr).toContain('CDP_BAD_INPUT_HOOK_SECRET');
+    expect(hook.stderr).not.toContain('CDP_BAD_INPUT_HUBSPOT_TOKEN');
+  });
+
+  it('every missing one is reported at once, each with its file and key', async () => {
+    const p = project(DESTINATIONS);
+    for (const command of ['plan', 'sync']) {
+      const run = await cdp(p, [command]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/destinations\/hook\.yml:\d+ \(key `options\.secret`\).*CDP_BAD_INPUT_HOOK_SECRET/);
+      expect(run.stderr).toMatch(/destinations\/crm\.yml:\d+ \(key `options\.token`\).*CDP_BAD_INPUT_HUBSPOT_TOKEN/);
+    }
+    expect(existsSync(p.path('target/test.duckdb'))).toBe(false);
+  });
+});
