@@ -39,10 +39,9 @@ export function prepareSync(flags: ProjectFlags, logger: EventLogger, env: NodeJ
 
 /** Every unset credential env var of the given contracts at once, each with its file and key. */
 function requireCredentials(contracts: Contract[]): void {
-  const problems = contracts.flatMap((contract) => {
-    const unset = contract.connector.validateOptions(contract.options).filter((p) => p.credentialUnset);
-    const options = unset.length > 0 ? YamlValue.read(contract.file).child('options') : undefined;
-    return unset.map((p) => options!.child(p.key).error('destination-option', `\`options.${p.key}\` ${p.message}`));
-  });
+  const problems = contracts.flatMap((contract) => contract.connector.validateOptions(contract.options)
+    .filter((p) => p.credentialUnset)
+    // Re-read for the key's line: only on this failure path.
+    .map((p) => YamlValue.read(contract.file).child('options').child(p.key).error('destination-option', `\`options.${p.key}\` ${p.message}`)));
   if (problems.length > 0) throw new ProblemsError(problems);
 }
