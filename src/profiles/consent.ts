@@ -97,54 +97,68 @@ function readEventSource(node: YamlValue, identityTypes: string[]): ConsentEvent
 export function consentHistoryTemplate(d: Dialect, consent: ConsentRules, identity: IdentityRules, file: string): string {
   const str = d.types.string;
   const c = (name: string) => `src.${d.quoteIdentifier(name)}`;
-  const selects = consent.events.map((event) => {
+  const selects = consent.events.map((event, index) => {
     const { joins, profileId } = identifierJoinsSql(d, identity, event.identifiers);
     return [
       `SELECT ${profileId} AS profile_id,`,
       `  TRIM(CAST(${c(event.scopeColumn)} AS ${str})) AS scope,`,
       `  LOWER(TRIM(CAST(${c(event.statusColumn)} AS ${str}))) AS status,`,
       `  ${event.sourceColumn ? `CAST(${c(event.sourceColumn)} AS ${str})` : d.stringLiteral(event.name)} AS source,`,
-      `  CAST(${c(event.timestampColumn)} AS ${d.types.timestamp}) AS occurred_at`,
+      `  CAST(${c(event.timestampColumn)} AS ${d.types.timestamp}) AS occurred_at,`,
+      `  ${index} AS event_source`,
       `FROM ${referenceTemplate(event.from)} AS src`,
       ...joins,
     ].join('\n');
   });
+  return `-- Generated from golden_record.yml by cdp: every consent event with its profile, never overwritten.
+-- The build fails (with counts and examples) on an undeclared scope or a status other than granted/revoked.
+WITH events AS (
+${selects.join('\nUNION ALL\n')}
+),
+${consentChecksSql(d, consent, file)}
+SELECT e.profile_id, e.scope, e.status, e.source, e.occurred_at
+FROM events AS e
+WHERE e.profile_id IS NOT NULL AND (SELECT failures FROM checked) = 0
+`;
+}
+
+/**
+ * The `problems` and `checked` CTEs over `events`: one check that fails the query when any event
+ * has an undeclared scope or a bad status, with a message that reports both kinds at once (the
+ * count, up to two examples, and the key of golden_record.yml to fix).
+ */
+function consentChecksSql(d: Dialect, consent: ConsentRules, file: string): string {
+  const str = d.types.string;
   const scopes = consent.scopes.map((s) => d.stringLiteral(s.name)).join(', ');
   const statuses = CONSENT_STATUSES.map((s) => d.stringLiteral(s)).join(', ');
   const unknownScope = `e.scope IS NULL OR e.scope NOT IN (${scopes})`;
   const badStatus = `e.status IS NULL OR e.status NOT IN (${statuses})`;
   const fileName = d.stringLiteral(file);
-  return `-- Generated from golden_record.yml by cdp: every consent event with its profile, never overwritten.
--- The build fails (with the count and examples) on an undeclared scope or a status other than granted/revoked.
-WITH events AS (
-${selects.join('\nUNION ALL\n')}
-),
-problems AS (
+  const examples = (first: string, last: string, distinct: string) =>
+    `${first}, CASE WHEN ${distinct} > 1 THEN CONCAT(', ', ${last}) ELSE '' END, CASE WHEN ${distinct} > 2 THEN ' (and others)' ELSE '' END`;
+  const scopeMessage = `CONCAT(CAST(unknown_scopes AS ${str}), ' consent event(s) have a scope not declared under consent.scopes of ', ${fileName}, ': ', ${examples('first_unknown_scope', 'last_unknown_scope', 'distinct_unknown_scopes')})`;
+  const statusMessage = `CONCAT(CAST(bad_statuses AS ${str}), ' consent event(s) have a status other than granted or revoked (consent.events.', CAST(first_bad_status_source AS ${str}), '.status of ', ${fileName}, '): ', ${examples('first_bad_status', 'last_bad_status', 'distinct_bad_statuses')})`;
+  return `problems AS (
   SELECT
     SUM(CASE WHEN ${unknownScope} THEN 1 ELSE 0 END) AS unknown_scopes,
     COUNT(DISTINCT CASE WHEN ${unknownScope} THEN COALESCE(e.scope, '(null)') END) AS distinct_unknown_scopes,
     MIN(CASE WHEN ${unknownScope} THEN COALESCE(e.scope, '(null)') END) AS first_unknown_scope,
     MAX(CASE WHEN ${unknownScope} THEN COALESCE(e.scope, '(null)') END) AS last_unknown_scope,
     SUM(CASE WHEN ${badStatus} THEN 1 ELSE 0 END) AS bad_statuses,
+    COUNT(DISTINCT CASE WHEN ${badStatus} THEN COALESCE(e.status, '(null)') END) AS distinct_bad_statuses,
     MIN(CASE WHEN ${badStatus} THEN COALESCE(e.status, '(null)') END) AS first_bad_status,
-    MAX(CASE WHEN ${badStatus} THEN COALESCE(e.status, '(null)') END) AS last_bad_status
+    MAX(CASE WHEN ${badStatus} THEN COALESCE(e.status, '(null)') END) AS last_bad_status,
+    MIN(CASE WHEN ${badStatus} THEN e.event_source END) AS first_bad_status_source
   FROM events AS e
 ),
 checked AS (
-  SELECT ${failWhenSql(d, 'unknown_scopes > 0', [
-    `'cdp: '`, `CAST(unknown_scopes AS ${str})`, `' consent event(s) have a scope not declared under consent.scopes of '`, fileName, `': '`,
-    `first_unknown_scope`, `CASE WHEN distinct_unknown_scopes > 1 THEN CONCAT(', ', last_unknown_scope) ELSE '' END`,
-    `CASE WHEN distinct_unknown_scopes > 2 THEN ' (and others)' ELSE '' END`,
-  ])} + ${failWhenSql(d, 'bad_statuses > 0', [
-    `'cdp: '`, `CAST(bad_statuses AS ${str})`, `' consent event(s) have a status other than granted or revoked (consent.events of '`, fileName, `'): '`,
-    `first_bad_status`, `CASE WHEN last_bad_status <> first_bad_status THEN CONCAT(', ', last_bad_status) ELSE '' END`,
+  SELECT ${failWhenSql(d, 'unknown_scopes > 0 OR bad_statuses > 0', [
+    `CASE WHEN unknown_scopes > 0 THEN ${scopeMessage} ELSE '' END`,
+    `CASE WHEN unknown_scopes > 0 AND bad_statuses > 0 THEN '; ' ELSE '' END`,
+    `CASE WHEN bad_statuses > 0 THEN ${statusMessage} ELSE '' END`,
   ])} AS failures
   FROM problems
-)
-SELECT e.profile_id, e.scope, e.status, e.source, e.occurred_at
-FROM events AS e
-WHERE e.profile_id IS NOT NULL AND (SELECT failures FROM checked) = 0
-`;
+)`;
 }
 
 export function consentStateTemplate(d: Dialect, consent: ConsentRules): string {

@@ -2,6 +2,7 @@ import { normalizeSql } from '../identity/normalize.js';
 import type { IdentityRules } from '../identity/rules.js';
 import type { NodeReference } from '../project/schema-file.js';
 import type { YamlValue } from '../project/yaml-reader.js';
+import { CHECK_FAILURE_END, CHECK_FAILURE_START } from '../run/check-failure.js';
 import type { Dialect } from '../warehouse/dialect.js';
 
 /** SQL pieces shared by the golden_record.yml generators. */
@@ -25,12 +26,13 @@ export function identifierJoinsSql(d: Dialect, identity: IdentityRules, identifi
 }
 
 /**
- * 0, or, when `condition` holds, a runtime error whose text is the concatenation of `parts`: a
- * string that cannot be cast to an integer fails the query on every engine, and engines quote
- * the string in their error. Only evaluated on the rows where the condition holds.
+ * 0, or, when `condition` holds, a runtime error whose message is the concatenation of `parts`:
+ * a string that cannot be cast to an integer fails the query on every engine, and the run reports
+ * the text between the markers (src/run/check-failure.ts). Only evaluated where the condition holds.
  */
 export function failWhenSql(d: Dialect, condition: string, parts: string[]): string {
-  return `CASE WHEN ${condition} THEN CAST(CONCAT(${parts.join(', ')}) AS ${d.types.integer}) ELSE 0 END`;
+  const message = [d.stringLiteral(CHECK_FAILURE_START), ...parts, d.stringLiteral(CHECK_FAILURE_END)];
+  return `CASE WHEN ${condition} THEN CAST(CONCAT(${message.join(', ')}) AS ${d.types.integer}) ELSE 0 END`;
 }
 
 /**

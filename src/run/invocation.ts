@@ -12,6 +12,7 @@ import type { Dialect } from '../warehouse/dialect.js';
 import { dialectFor, openWarehouse } from '../warehouse/engines.js';
 import type { Session, Warehouse } from '../warehouse/warehouse.js';
 import { ArtifactWriter, loadPreviousManifest } from './artifacts.js';
+import { checkFailureMessage } from './check-failure.js';
 import { runDataTest } from './data-test.js';
 import type { EventLogger } from './events.js';
 import { executeGraph } from './executor.js';
@@ -279,7 +280,7 @@ function nodeInfo(node: ManifestNode, status: string): Record<string, unknown> {
 }
 
 function describeFailure(error: unknown, node: ManifestNode, compiledPath: string | undefined): string {
-  const base = error instanceof CdpError ? error.message + (error.hint ? ` (hint: ${error.hint})` : '') : errorMessage(error);
+  const base = checkFailureMessage(error) ?? (error instanceof CdpError ? error.message + (error.hint ? ` (hint: ${error.hint})` : '') : errorMessage(error));
   const where = error instanceof CdpError && error.at ? formatLocation(error.at) : node.path;
   return compiledPath ? `${base}\n  in ${where}, compiled SQL: ${compiledPath}` : `${base}\n  in ${where}`;
 }

@@ -115,21 +115,37 @@ describe('golden_record.yml consent', () => {
     expect(Number(count!['n'])).toBe(8);
   });
 
-  it('fails the build on an undeclared scope, naming it, with nothing built downstream', async () => {
+  it('fails the build on an undeclared scope with the message alone (no engine error, no SQL), exit 1, nothing built downstream', async () => {
     const p = project({ 'seeds/consent.csv': CONSENT + 'ana@example.com,,push,granted,app,2026-05-01 00:00:00\nben@example.com,,whatsapp,granted,app,2026-05-01 00:00:00\n' });
-    const run = await p.cdp(['build']);
-    expect(run.code).not.toBe(0);
-    expect(output(run)).toMatch(/2 consent event\(s\) have a scope not declared under consent\.scopes of golden_record\.yml: push, whatsapp/);
-    expect(output(run)).toMatch(/consent_state/);
+    const run = expectCode(await p.cdp(['build']), 1);
+    expect(output(run)).toMatch(/ERROR table model consent_history .*\n {4}2 consent event\(s\) have a scope not declared under consent\.scopes of golden_record\.yml: push, whatsapp\n {2}in golden_record\.yml/);
+    expect(output(run)).not.toMatch(/DuckDB|Conversion Error|INT32|SELECT|cdp-check/);
+    expect(output(run)).toMatch(/SKIP +table model consent_state/);
     const tables = await p.query(`SELECT table_name FROM information_schema.tables WHERE table_name IN ('consent_history', 'consent_state')`);
     expect(tables).toEqual([]);
   });
 
-  it('fails the build on a status other than granted or revoked', async () => {
-    const p = project({ 'seeds/consent.csv': CONSENT + 'ana@example.com,,sms,yes,app,2026-05-01 00:00:00\n' });
-    const run = await p.cdp(['build']);
-    expect(run.code).not.toBe(0);
-    expect(output(run)).toMatch(/1 consent event\(s\) have a status other than granted or revoked.*golden_record\.yml.*: yes/);
+  it('fails the build on a status other than granted or revoked, naming the event source\'s key', async () => {
+    const p = project({ 'seeds/consent.csv': CONSENT + 'ana@example.com,,sms,maybe,app,2026-05-01 00:00:00\nben@example.com,,sms,yes,app,2026-05-01 00:00:00\n' });
+    const run = expectCode(await p.cdp(['build']), 1);
+    expect(output(run)).toMatch(/\n {4}2 consent event\(s\) have a status other than granted or revoked \(consent\.events\.0\.status of golden_record\.yml\): maybe, yes\n/);
+    expect(output(run)).not.toMatch(/DuckDB|Conversion Error|SELECT/);
+  });
+
+  it('reports an undeclared scope and a bad status together, and a failed rebuild keeps the tables as they were', async () => {
+    const p = project();
+    expectCode(await p.cdp(['build']), 0);
+    const before = await p.query(STATE);
+    // The second source's status is bad, the first source's scope undeclared.
+    p.write({
+      'seeds/consent.csv': CONSENT + 'ana@example.com,,push,granted,app,2026-05-01 00:00:00\n',
+      'seeds/legacy_consent.csv': 'customer_id,scope,status,occurred_at\nC3,ads,granted,2025-06-01 00:00:00\nC2,sms,maybe,2026-05-01 00:00:00\n',
+    });
+    const run = expectCode(await p.cdp(['build']), 1);
+    expect(output(run)).toMatch(/1 consent event\(s\) have a scope not declared under consent\.scopes of golden_record\.yml: push; 1 consent event\(s\) have a status other than granted or revoked \(consent\.events\.1\.status of golden_record\.yml\): maybe/);
+    expect(await p.query(STATE)).toEqual(before);
+    const [count] = await p.query('SELECT COUNT(*) AS n FROM main.consent_history');
+    expect(Number(count!['n'])).toBe(8);
   });
 
   it.each([
