@@ -1,6 +1,7 @@
 import type { SourceLocation } from '../errors.js';
 import { didYouMean } from '../compile/suggest.js';
 import type { YamlValue } from '../project/yaml-reader.js';
+import { checkEventNames } from '../profiles/rules.js';
 import type { Dialect } from '../warehouse/dialect.js';
 
 /**
@@ -49,7 +50,8 @@ const SQL_OPERATORS: Record<Comparison, string> = { eq: '=', ne: '<>', gt: '>', 
 // ---------------------------------------------------------------------------------------------
 // Parsing
 
-export function parseCondition(node: YamlValue, traits: TraitCatalog): Condition {
+/** `eventNames`: the names the timeline can hold, when known; `{event: x}` must use one of them. */
+export function parseCondition(node: YamlValue, traits: TraitCatalog, eventNames?: readonly string[]): Condition {
   if (!node.isMap()) throw node.error('audience-condition', `\`${node.key}\` must be a condition: a mapping such as {trait: x, gte: 3}, {event: x, within_days: 7}, {not: ...}, {all: [...]} or {any: [...]}`);
   const keys = node.keys();
   const head = keys.filter((k) => (CONDITION_KEYS as readonly string[]).includes(k));
@@ -62,16 +64,16 @@ export function parseCondition(node: YamlValue, traits: TraitCatalog): Condition
     case 'trait':
       return parseTraitCondition(node, traits);
     case 'event':
-      return parseEventCondition(node);
+      return parseEventCondition(node, eventNames);
     case 'not':
       onlyKeys(node, ['not']);
-      return { kind: 'not', condition: parseCondition(node.child('not'), traits), at: located(node) };
+      return { kind: 'not', condition: parseCondition(node.child('not'), traits, eventNames), at: located(node) };
     default: {
       const kind = head[0] as 'all' | 'any';
       onlyKeys(node, [kind]);
       const list = node.child(kind);
       if (!list.isList() || list.items().length === 0) throw list.error('audience-condition', `\`${list.key}\` must be a non-empty list of conditions`);
-      return { kind, conditions: list.items().map((item) => parseCondition(item, traits)), at: located(node) };
+      return { kind, conditions: list.items().map((item) => parseCondition(item, traits, eventNames)), at: located(node) };
     }
   }
 }
@@ -150,13 +152,14 @@ function literalFor(operand: YamlValue, trait: TraitInfo): Literal {
   }
 }
 
-function eventNames(node: YamlValue): string[] {
+function eventList(node: YamlValue, known: readonly string[] | undefined): string[] {
   const names = node.stringList();
   if (names.length === 0) throw node.error('audience-condition', `\`${node.key}\` must name an event or a list of events`);
+  if (known) checkEventNames(node, known);
   return names;
 }
 
-function parseEventCondition(node: YamlValue): Condition {
+function parseEventCondition(node: YamlValue, known: readonly string[] | undefined): Condition {
   onlyKeys(node, ['event', 'within_days', 'not_followed_by']);
   const within = node.child('within_days');
   const after = node.child('not_followed_by');
@@ -165,11 +168,11 @@ function parseEventCondition(node: YamlValue): Condition {
     if (!after.isMap()) throw after.error('audience-condition', `\`${after.key}\` must be {event: name(s), within_hours: N}`);
     onlyKeys(after, ['event', 'within_hours']);
     if (!after.child('within_hours').exists) throw after.error('missing-key', `Missing required key \`${after.key}.within_hours\``);
-    notFollowedBy = { events: eventNames(after.child('event')), withinHours: after.child('within_hours').integer(0, 1) };
+    notFollowedBy = { events: eventList(after.child('event'), known), withinHours: after.child('within_hours').integer(0, 1) };
   }
   return {
     kind: 'event',
-    events: eventNames(node.child('event')),
+    events: eventList(node.child('event'), known),
     withinDays: within.exists ? within.integer(0, 1) : undefined,
     notFollowedBy,
     at: located(node),

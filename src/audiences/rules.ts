@@ -4,7 +4,7 @@ import { ConfigError, type SourceLocation } from '../errors.js';
 import type { IdentityRules } from '../identity/rules.js';
 import { assertValidName } from '../project/names.js';
 import { YamlValue } from '../project/yaml-reader.js';
-import { goldenRecordFileOf, loadGoldenRecord, type Aggregate } from '../profiles/rules.js';
+import { checkConsentScopes, fixedEventNames, goldenRecordFileOf, loadGoldenRecord, type Aggregate } from '../profiles/rules.js';
 import { parseCondition, traitsUsed, type Condition, type TraitCatalog, type TraitInfo, type TraitType } from './conditions.js';
 
 /**
@@ -32,8 +32,12 @@ export interface Audience {
   at: SourceLocation;
 }
 
+export function audiencesDirPath(projectRoot: string): string {
+  return path.join(projectRoot, AUDIENCES_DIR);
+}
+
 export function audiencesDirOf(projectRoot: string): string | undefined {
-  const dir = path.join(projectRoot, AUDIENCES_DIR);
+  const dir = audiencesDirPath(projectRoot);
   return existsSync(dir) && statSync(dir).isDirectory() ? dir : undefined;
 }
 
@@ -52,13 +56,12 @@ function traitType(aggregate: Aggregate): TraitType {
 }
 
 /**
- * The columns audiences may test: today the computed traits of golden_record.yml (the
- * `profile_traits` model). `undefined` when golden_record.yml exists but does not load: that
- * problem is reported by the profile generator already.
+ * What audiences compile against, from golden_record.yml. `undefined` when the file exists but
+ * does not load: that problem is reported by the profile generator already.
  */
-export function traitCatalog(projectRoot: string, identity: IdentityRules | undefined): TraitCatalog | undefined {
+export function audienceEnvironment(projectRoot: string, identity: IdentityRules | undefined, hasConsentState: boolean): AudienceEnvironment | undefined {
   const file = goldenRecordFileOf(projectRoot);
-  if (!file) return new Map();
+  if (!file) return { traits: new Map(), hasConsentState };
   let rules;
   try {
     rules = loadGoldenRecord(file, identity);
@@ -67,7 +70,12 @@ export function traitCatalog(projectRoot: string, identity: IdentityRules | unde
   }
   const traits = new Map<string, TraitInfo>();
   for (const trait of rules.computedTraits) traits.set(trait.name, { name: trait.name, type: traitType(trait.aggregate), model: 'profile_traits' });
-  return traits;
+  return { traits, hasConsentState, consentScopes: rules.consent?.scopes.map((s) => s.name), eventNames: fixedEventNames(rules.sources) };
+}
+
+/** The columns audiences may test: today the computed traits of golden_record.yml (the `profile_traits` model). */
+export function traitCatalog(projectRoot: string, identity: IdentityRules | undefined): TraitCatalog | undefined {
+  return audienceEnvironment(projectRoot, identity, true)?.traits;
 }
 
 /**
@@ -87,6 +95,10 @@ export interface AudienceEnvironment {
   traits: TraitCatalog;
   /** Whether the compiled project has a `consent_state` model to check scopes against. */
   hasConsentState: boolean;
+  /** The scopes golden_record.yml declares; `undefined` when consent_state is the project's own model, whose scopes only its data knows. */
+  consentScopes?: readonly string[];
+  /** The event names the timeline can hold; `undefined` when a source computes them (`event_sql`). */
+  eventNames?: readonly string[];
 }
 
 export function loadAudience(file: string, env: AudienceEnvironment): Audience {
@@ -100,14 +112,15 @@ export function loadAudience(file: string, env: AudienceEnvironment): Audience {
   if (!consentNode.isList()) throw consentNode.error('expected-list', '`consent` must be a list of consent scopes, e.g. [email_marketing] (or [] for none)');
   const consent = [...new Set(consentNode.items().map((item) => assertValidName(item.string(), 'Consent scope', { file, line: item.line, key: item.key })))];
   if (consent.length > 0 && !env.hasConsentState) {
-    throw consentNode.error('consent-state-missing', `Audience \`${name}\` requires consent (${consent.join(', ')}) but the project has no \`consent_state\` model`, 'Declare consent in golden_record.yml (it generates consent_state), or provide a consent_state(profile_id, scope, status, ...) model.');
+    throw consentNode.error('consent-state-missing', `Audience \`${name}\` requires consent (${consent.join(', ')}) but the project declares no consent: it has no \`consent_state\` model`, 'Declare the scopes under `consent:` in golden_record.yml (it generates consent_state), or provide a consent_state(profile_id, scope, status, ...) model; write `consent: []` if the audience needs none.');
   }
+  if (env.consentScopes) checkConsentScopes(consentNode, env.consentScopes);
   const where = root.child('where');
   const sqlWhere = root.child('sql_where');
   if (where.exists === sqlWhere.exists) throw root.error('audience-filter', `Audience \`${name}\` needs exactly one of \`where\` (conditions) or \`sql_where\` (an SQL expression)`);
   let filter: Audience['filter'];
   if (where.exists) {
-    filter = { kind: 'where', condition: parseCondition(where, env.traits) };
+    filter = { kind: 'where', condition: parseCondition(where, env.traits, env.eventNames) };
   } else {
     const sql = sqlWhere.string();
     const forbidden = sqlWhereProblem(sql);

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { didYouMean } from '../compile/suggest.js';
 import { ConfigError, type SourceLocation } from '../errors.js';
 import type { IdentityRules } from '../identity/rules.js';
 import { assertValidName } from '../project/names.js';
@@ -83,7 +84,8 @@ export function loadGoldenRecord(file: string, identity: IdentityRules | undefin
     names.add(source.name);
   }
   const properties = new Set(sources.flatMap((s) => s.properties));
-  const computedTraits = root.child('computed_traits').entries().map(([name, node]) => readTrait(name, node, properties));
+  const events = fixedEventNames(sources);
+  const computedTraits = root.child('computed_traits').entries().map(([name, node]) => readTrait(name, node, properties, events));
   return { file, asOf: root.child('as_of').optionalString(), sources, computedTraits, consent, traits };
 }
 
@@ -111,7 +113,34 @@ function readSource(node: YamlValue, types: string[]): EventSource {
   };
 }
 
-function readTrait(name: string, node: YamlValue, properties: Set<string>): ComputedTrait {
+/**
+ * Every event name the sources can produce, or `undefined` when one computes its names with
+ * `event_sql` (then any name may occur, and none can be rejected).
+ */
+export function fixedEventNames(sources: readonly EventSource[]): string[] | undefined {
+  const names = new Set<string>();
+  for (const source of sources) {
+    if (source.event.kind === 'sql') return undefined;
+    names.add(source.event.name);
+  }
+  return [...names];
+}
+
+/** The nodes of a list that also accepts a single string (`stringList`), to point at the bad one. */
+function listItems(node: YamlValue): YamlValue[] {
+  return node.isList() ? node.items() : [node];
+}
+
+/** Rejects an event name no source produces: the trait (or condition) would match nothing, silently. */
+export function checkEventNames(list: YamlValue, known: readonly string[]): void {
+  for (const item of listItems(list)) {
+    const name = item.string();
+    if (known.includes(name)) continue;
+    throw item.error('unknown-event', `\`${item.key}\`: no event source produces the event \`${name}\``, `${didYouMean(name, known)} Event names of event_sources in ${GOLDEN_RECORD_FILE}: ${known.join(', ') || '(none)'}.`.trim());
+  }
+}
+
+function readTrait(name: string, node: YamlValue, properties: Set<string>, knownEvents: string[] | undefined): ComputedTrait {
   assertValidName(name, 'Computed trait', located(node));
   node.onlyKeys(['aggregate', 'property', 'events', 'within_days']);
   const aggregate = node.child('aggregate').oneOf(AGGREGATES);
@@ -125,6 +154,7 @@ function readTrait(name: string, node: YamlValue, properties: Set<string>): Comp
     throw node.child('property').error('unknown-property', `\`${node.child('property').key}\`: no event source lists \`${property}\` under \`properties\``, `Properties: ${[...properties].join(', ') || '(none)'}.`);
   }
   const events = node.child('events');
+  if (events.exists && knownEvents) checkEventNames(events, knownEvents);
   return {
     name,
     aggregate,
@@ -133,4 +163,32 @@ function readTrait(name: string, node: YamlValue, properties: Set<string>): Comp
     withinDays: node.child('within_days').exists ? node.child('within_days').integer(0, 1) : undefined,
     at: located(node),
   };
+}
+
+/**
+ * The scopes declared under `consent.scopes` of the project's golden_record.yml, read without
+ * checking the rest of the file (loading it reports its own problems); `undefined` when the
+ * project declares no consent there.
+ */
+export function declaredConsentScopes(projectRoot: string): string[] | undefined {
+  const file = goldenRecordFileOf(projectRoot);
+  if (!file) return undefined;
+  try {
+    const scopes = YamlValue.read(file).child('consent').child('scopes');
+    return scopes.isMap() ? scopes.keys() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every scope a `consent` list requires must be declared: nobody can grant a misspelt scope, so a
+ * typo would empty an audience, or make a contract remove every synced row for lost consent.
+ */
+export function checkConsentScopes(list: YamlValue, declared: readonly string[]): void {
+  for (const item of listItems(list)) {
+    const scope = item.string();
+    if (declared.includes(scope)) continue;
+    throw item.error('unknown-consent-scope', `\`${item.key}\`: \`${scope}\` is not a consent scope of this project`, `${didYouMean(scope, declared)} Scopes declared under consent.scopes of ${GOLDEN_RECORD_FILE}: ${declared.join(', ')}.`.trim());
+  }
 }
