@@ -8,6 +8,7 @@ import { ConfigError } from '../errors.js';
 import { YamlValue } from '../project/yaml-reader.js';
 import { ON_REMOVE, SYNC_MODES, type DestinationType, type OnRemove, type SyncMode } from '../destinations/destination.js';
 import { destinationType, destinationTypeNames } from '../destinations/registry.js';
+import { checkConsentScopes, declaredConsentScopes } from '../profiles/rules.js';
 
 /** Destination contracts: `destinations/*.yml` at the project root (docs/destinations.md). */
 export const DESTINATIONS_DIR = 'destinations';
@@ -166,7 +167,10 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string, { cr
   let consentRelation: Relation | undefined;
   if (consent.length > 0) {
     consentRelation = relationOf(dag, projectName, 'consent_state')?.relation;
-    if (!consentRelation) throw consentValue.error('consent-state-missing', 'The contract requires consent, but the project has no `consent_state` model', 'Declare consent in golden_record.yml (docs/golden-record.md), or remove `consent`.');
+    if (!consentRelation) throw consentValue.error('consent-state-missing', `The contract requires consent (${consent.join(', ')}), but the project declares no consent: it has no \`consent_state\` model`, 'Declare the scopes under `consent:` in golden_record.yml (docs/golden-record.md), or remove `consent`.');
+    // A misspelt scope is granted by nobody: every synced row would be removed for lost consent.
+    const declared = declaredConsentScopes(path.dirname(path.dirname(doc.file)));
+    if (declared) checkConsentScopes(consentValue, declared);
   }
 
   const optionsValue = doc.child('options');
