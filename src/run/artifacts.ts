@@ -4,7 +4,8 @@ import type { CompiledProject } from '../compile/compiler.js';
 import type { ManifestNode } from '../compile/node.js';
 import type { PreviousManifest } from '../compile/selector.js';
 import { ConfigError } from '../errors.js';
-import { redact, redactDeep } from '../project/secrets.js';
+import { parseCliVars } from '../project/project.js';
+import { MASK, redact, redactDeep } from '../project/secrets.js';
 import type { Target } from '../project/target.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import { CDP_VERSION } from '../version.js';
@@ -100,7 +101,7 @@ export class ArtifactWriter {
     return this.writeJson('run_results.json', {
       metadata: this.metadata(RUN_RESULTS_SCHEMA),
       command,
-      args,
+      args: withoutVarValues(args),
       elapsed_time: elapsedSeconds,
       results,
     });
@@ -121,6 +122,17 @@ export class ArtifactWriter {
     renameSync(`${file}.tmp`, file);
     return file;
   }
+}
+
+/**
+ * `--vars` may carry a secret for one run (a password), and artifacts never hold secrets, while
+ * which vars were set is worth keeping: the names stay, every value is masked. Not a digest: var
+ * values are often short enough to find again from their hash.
+ */
+function withoutVarValues(args: Record<string, unknown>): Record<string, unknown> {
+  if (typeof args['vars'] !== 'string') return args;
+  const names = Object.keys(parseCliVars(args['vars']));
+  return { ...args, vars: JSON.stringify(Object.fromEntries(names.map((name) => [name, MASK]))) };
 }
 
 /** The manifest of a previous run, for `state:` selectors. */

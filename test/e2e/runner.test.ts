@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { cpSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { NodeResult } from '../../src/run/result.js';
 import { duckdbProject, expectCode, output, projectPool, type TempProject } from '../helpers/project.js';
 
@@ -456,6 +457,21 @@ describe('--vars', () => {
 
     expectCode(await p.cdp(['compile', '--vars', '{active_days: 90, region: us}']), 0);
     expect(p.read('target/compiled/test_project/models/v.sql')).toContain("select 90 as days, 'us' as region");
+  });
+
+  it('writes var names but never their values to any artifact', async () => {
+    const p = project({ 'models/v.sql': 'select {{ var "days" }} as days' });
+    for (const command of ['run', 'compile']) {
+      expectCode(await p.cdp([command, '--vars', '{password: hunter2xyz, days: 7}']), 0);
+      // Every artifact: the JSON files and the compiled and executed SQL (the DuckDB file aside).
+      for (const entry of readdirSync(p.path('target'), { recursive: true, withFileTypes: true })) {
+        if (!entry.isFile() || entry.name.endsWith('.duckdb')) continue;
+        const file = path.join(entry.parentPath, entry.name);
+        expect(readFileSync(file, 'utf8'), file).not.toContain('hunter2xyz');
+      }
+    }
+    expectCode(await p.cdp(['run', '--vars', '{password: hunter2xyz, days: 7}']), 0);
+    expect((runResults(p) as unknown as { args: { vars: string } }).args.vars).toBe('{"password":"****","days":"****"}');
   });
 
   it('rejects --vars that is not a YAML mapping with exit 2', async () => {
