@@ -59,8 +59,9 @@ function sourceSql(dialect: Dialect, rules: IdentityRules, source: EdgeSource, i
   ]);
   const clean = ids.map(({ i, type }) => `CASE WHEN ${untrusted(dialect, rules, type, `n.norm_${i}`, `n.raw_${i}`)} THEN NULL ELSE n.norm_${i} END AS v_${i}`);
   // A row holding any tombstoned identifier belongs to a deleted person: all of it is dropped,
-  // so their new identifiers never link into a profile either (docs/privacy.md).
-  const kept = notTombstonedSql(dialect, privacyDatabase, ids.map(({ i, type }) => [type.name, `c.v_${i}`]));
+  // so their new identifiers never link into a profile either. After a restore, only rows dated
+  // from the restore on get in (docs/privacy.md).
+  const kept = notTombstonedSql(dialect, privacyDatabase, ids.map(({ i, type }) => [type.name, `c.v_${i}`]), 'c.seen_at');
   return [
     `${sourceCte(source)} AS (`,
     '  SELECT * FROM (',

@@ -3,7 +3,7 @@ import { ConfigError } from '../errors.js';
 import { registerSecret } from '../project/secrets.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { Session } from '../warehouse/warehouse.js';
-import { activeTombstonesSql, createPrivacySql, privacyRelation } from './tables.js';
+import { createPrivacySql, privacyRelation, tombstonesSql } from './tables.js';
 
 /**
  * The project's privacy key: HMAC-SHA256 for tombstones and `token` fields. It comes from an
@@ -73,7 +73,7 @@ export async function loadPrivacyKey(session: Session, d: Dialect, database: str
   const state = d.quoteRelation(privacyRelation(database, 'state'));
   const [check] = await session.query(`SELECT value FROM ${state} WHERE name = 'key_check'`);
   if (key.value === undefined) {
-    const [row] = await session.query(`SELECT COUNT(*) AS n FROM (${activeTombstonesSql(d, database)}) AS t`);
+    const [row] = await session.query(`SELECT COUNT(*) AS n FROM (${tombstonesSql(d, database)}) AS t`);
     if (Number(row?.['n'] ?? 0) > 0) requireKey(key, `${purpose} (the project has ${Number(row?.['n'])} tombstone(s) to honour)`);
     await session.execute(d.loadPrivacyKeySql(null, null));
     return;

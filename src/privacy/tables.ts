@@ -43,9 +43,9 @@ function activeRequest(d: Dialect, database: string | undefined, alias: string):
   return `NOT EXISTS (SELECT 1 FROM ${d.quoteRelation(privacyRelation(database, 'restores'))} AS rs WHERE rs.request_id = ${alias}.request_id)`;
 }
 
-/** Hashes of every identifier whose data stays suppressed. */
-export function activeTombstonesSql(d: Dialect, database: string | undefined): string {
-  return `SELECT tb.identifier_hash FROM ${d.quoteRelation(privacyRelation(database, 'tombstones'))} AS tb WHERE ${activeRequest(d, database, 'tb')}`;
+/** Every tombstone, restored or not: a restored one still suppresses the rows dated before its restore. */
+export function tombstonesSql(d: Dialect, database: string | undefined): string {
+  return `SELECT tb.identifier_hash FROM ${d.quoteRelation(privacyRelation(database, 'tombstones'))} AS tb`;
 }
 
 /** Profile ids of active deletion requests: never sent again, and erased wherever they were sent. */
@@ -54,12 +54,26 @@ export function erasedProfilesSql(d: Dialect, database: string | undefined): str
 }
 
 /**
- * True for a row none of whose identifiers is tombstoned. `identifiers` are [type, normalised
- * value expression] pairs. Without tombstones the keyed hashes are never computed: the scalar
- * count short-circuits the OR, so a project with no deletion requests pays nothing.
+ * Tombstone hashes with the time their request was restored (`lifted_at`), NULL while it never
+ * was. A row dated before `lifted_at` was erased or arrived while the person was deleted: it
+ * stays suppressed, so a restore only lets in data dated from the restore on (docs/privacy.md).
  */
-export function notTombstonedSql(d: Dialect, database: string | undefined, identifiers: [string, string][]): string {
+function tombstoneCutoffsSql(d: Dialect, database: string | undefined): string {
+  return `SELECT tb.identifier_hash, rs.restored_at AS lifted_at
+  FROM ${d.quoteRelation(privacyRelation(database, 'tombstones'))} AS tb
+  LEFT JOIN (SELECT request_id, MIN(restored_at) AS restored_at FROM ${d.quoteRelation(privacyRelation(database, 'restores'))} GROUP BY request_id) AS rs
+    ON rs.request_id = tb.request_id`;
+}
+
+/**
+ * True for a row none of whose identifiers is suppressed: tombstoned by a request that was never
+ * restored, or restored after the row's time. `identifiers` are [type, normalised value
+ * expression] pairs, `rowTime` the row's timestamp: an undated row counts as older than any
+ * restore (fail safe). Without tombstones the keyed hashes are never computed: the scalar count
+ * short-circuits the OR, so a project with no deletion requests pays nothing.
+ */
+export function notTombstonedSql(d: Dialect, database: string | undefined, identifiers: [string, string][], rowTime: string): string {
   const hashes = identifiers.map(([type, value]) => d.hmacSha256Hex(`CONCAT(${d.stringLiteral(`${type}:`)}, ${value})`));
-  const active = activeTombstonesSql(d, database);
-  return `((SELECT COUNT(*) FROM (${active}) AS any_tb) = 0 OR NOT EXISTS (SELECT 1 FROM (${active}) AS hit WHERE hit.identifier_hash IN (${hashes.join(', ')})))`;
+  return `((SELECT COUNT(*) FROM (${tombstonesSql(d, database)}) AS any_tb) = 0 OR NOT EXISTS (SELECT 1 FROM (${tombstoneCutoffsSql(d, database)}) AS hit
+    WHERE hit.identifier_hash IN (${hashes.join(', ')}) AND (hit.lifted_at IS NULL OR ${rowTime} IS NULL OR ${rowTime} < hit.lifted_at)))`;
 }

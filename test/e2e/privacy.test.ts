@@ -238,16 +238,38 @@ describe('a destination whose contract was removed', () => {
 });
 
 describe('restore', () => {
-  it('is explicit and logged, lifts suppression for new data only', async () => {
+  it('is explicit and logged, lifts suppression for data dated from the restore on only', async () => {
+    // Rows that arrived while the person was deleted: the booking and payment of the suppression
+    // test (2026-11-21), and a booking dated before the deletion that arrives late.
+    const needles = [person.email, '912000777', '777000111', 'cus_resurrect_01', 'pi_resurrect_0001', '777000333', person.profile_id];
+    appendFileSync(p.path('data/bookings.csv'), `999003,777000333,  ${person.email.toUpperCase()} ,,spin_30,attended,2026-11-01 09:00:00\n`);
+    await cdp(['build']);
+    expect(await leftovers(needles)).toEqual([]);
+
     const run = await cdp(['privacy', 'restore', 'dsr-0001', '--reason', 'filed against the wrong person']);
     expect(run.stdout).toMatch(/What was erased stays erased/);
     const status = JSON.parse((await cdp(['privacy', 'status', 'dsr-0001', '--json'])).stdout);
     expect(status.status).toBe('restored');
     expect(await p.query(`SELECT request_id, reason FROM cdp_privacy.restores`, DB)).toEqual([{ request_id: 'dsr-0001', reason: 'filed against the wrong person' }]);
     expectCode(await p.cdp(['privacy', 'restore', 'dsr-0001', '--reason', 'again'], env), 2);
+
+    // Everything dated before the restore stays suppressed: what arrived while the person was
+    // deleted (incremental build), and the erased rows read again by a full refresh.
+    await cdp(['build']);
+    expect(await leftovers(needles)).toEqual([]);
     await cdp(['build', '--full-refresh']);
-    const back = await p.query(`SELECT COUNT(*) AS n FROM identity_graph WHERE identifier_value = '${person.email.toLowerCase()}'`, DB);
-    expect(Number(back[0]!['n'])).toBe(1);
+    expect(await leftovers(needles)).toEqual([]);
+
+    // A booking dated after the restore is new data: the person is back, with that row's identifiers only.
+    const [restore] = await p.query(`SELECT strftime(restored_at + INTERVAL 1 HOUR, '%Y-%m-%d %H:%M:%S') AS after FROM cdp_privacy.restores`, DB);
+    appendFileSync(p.path('data/bookings.csv'), `999004,777000444,${person.email},,yoga_flow,booked,${String(restore!['after'])}\n`);
+    await cdp(['build']);
+    const graph = async () => (await p.query(`SELECT g.identifier_type, g.identifier_value FROM identity_graph AS g
+      WHERE g.profile_id IN (SELECT profile_id FROM identity_graph WHERE identifier_value = '${person.email.toLowerCase()}') ORDER BY 1, 2`, DB))
+      .map((r) => `${r['identifier_type']}:${r['identifier_value']}`);
+    expect(await graph()).toEqual(['customer_id:777000444', `email:${person.email.toLowerCase()}`]);
+    await cdp(['build', '--full-refresh']);
+    expect(await graph()).toEqual(['customer_id:777000444', `email:${person.email.toLowerCase()}`]);
   });
 });
 
