@@ -48,9 +48,15 @@ export function audienceModels(d: Dialect, audience: Audience, traits: TraitCata
   }];
 }
 
-/** The current members of every audience; the `audience_membership` materialization diffs them into history. */
+/**
+ * The current members of every audience; the `audience_membership` materialization diffs them
+ * into history. With no audience it selects no row, so the run closes every open row left by
+ * audience files since removed.
+ */
 export function membershipModel(d: Dialect, audiences: string[]): GeneratedModel {
-  const selects = audiences.map((name) => `SELECT DISTINCT profile_id, ${d.stringLiteral(name)} AS audience FROM {{ ref "${audienceModelName(name)}" }}`);
+  const selects = audiences.length > 0
+    ? audiences.map((name) => `SELECT DISTINCT profile_id, ${d.stringLiteral(name)} AS audience FROM {{ ref "${audienceModelName(name)}" }}`)
+    : [`SELECT CAST(NULL AS ${d.types.string}) AS profile_id, CAST(NULL AS ${d.types.string}) AS audience FROM (SELECT 1 AS x) AS none WHERE 1 = 0`];
   return {
     name: MEMBERSHIP_MODEL,
     materialized: 'audience_membership',

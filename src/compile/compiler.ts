@@ -10,7 +10,7 @@ import type { Dialect } from '../warehouse/dialect.js';
 import { identityModels } from '../identity/generator.js';
 import { goldenRecordFileOf, loadGoldenRecord } from '../profiles/rules.js';
 import { profileModels } from '../profiles/generator.js';
-import { audienceFiles, audiencesDirOf, duplicateAudience, loadAudience, traitCatalog, type Audience } from '../audiences/rules.js';
+import { audienceEnvironment, audienceFiles, audiencesDirOf, audiencesDirPath, duplicateAudience, loadAudience, type Audience } from '../audiences/rules.js';
 import { audienceModels, membershipModel } from '../audiences/generator.js';
 import { destinationNodes } from '../sync/destination-nodes.js';
 import type { GeneratedModel } from './generated-model.js';
@@ -308,14 +308,22 @@ class ProjectCompiler {
 
   /** audiences/*.yml: one model per audience plus the membership history (src/audiences/). */
   private addAudienceModels(): void {
+    const names = this.addAudienceNodes();
+    // Also with no audience file (or folder) left: its run closes the open rows of removed audiences.
+    if (!this.refTargets.has('profile_traits')) return;
+    // The membership model is made of the audiences' names alone.
+    this.addGeneratedModels('audiences', audiencesDirPath(this.project.config.root), JSON.stringify([...names].sort()), [membershipModel(this.dialect, names)]);
+  }
+
+  /** One model per audience file; returns the names of the audiences that loaded. */
+  private addAudienceNodes(): string[] {
     const dir = audiencesDirOf(this.project.config.root);
-    if (!dir) return;
+    if (!dir) return [];
     const files = audienceFiles(dir);
-    if (files.length === 0) return;
-    const traits = traitCatalog(this.project.config.root, this.identity);
+    if (files.length === 0) return [];
+    const env = audienceEnvironment(this.project.config.root, this.identity, this.refTargets.has('consent_state'));
     // golden_record.yml exists but does not load: addProfileModels reported it already.
-    if (!traits) return;
-    const env = { traits, hasConsentState: this.refTargets.has('consent_state') };
+    if (!env) return [];
     const loaded = new Map<string, Audience>();
     for (const file of files) {
       try {
@@ -331,16 +339,12 @@ class ProjectCompiler {
         loaded.set(audience.name, audience);
         // The trait catalog the audience is checked against comes from golden_record.yml and identity.yml.
         const input = this.userText([this.identityFile, goldenRecordFileOf(this.project.config.root), file]);
-        this.addGeneratedModels('audiences', file, input, audienceModels(this.dialect, audience, traits));
+        this.addGeneratedModels('audiences', file, input, audienceModels(this.dialect, audience, env.traits));
       } catch (error) {
         this.problems.push(error as CdpError);
       }
     }
-    if (loaded.size > 0) {
-      const names = [...loaded.keys()];
-      // The membership model is made of the audiences' names alone.
-      this.addGeneratedModels('audiences', dir, JSON.stringify([...names].sort()), [membershipModel(this.dialect, names)]);
-    }
+    return [...loaded.keys()];
   }
 
   /**

@@ -190,6 +190,40 @@ describe('audiences', () => {
     expect(await history(p)).toHaveLength(7);
   });
 
+  it('closes the open rows of removed audiences, the last ones and a removed folder too', async () => {
+    const p = project();
+    expectCode(await p.cdp(['build']), 0);
+    p.remove('audiences/churn_risk.yml').remove('audiences/sms_bookers.yml');
+    expectCode(await p.cdp(['build']), 0);
+    expect(await history(p)).toEqual([
+      { customer: 'C1', audience: 'big_spenders', entered: 1, exited: null },
+      { customer: 'C3', audience: 'churn_risk', entered: 1, exited: 2 },
+      { customer: 'C1', audience: 'recent_payers', entered: 1, exited: null },
+      { customer: 'C1', audience: 'sms_bookers', entered: 1, exited: 2 },
+    ]);
+
+    // The last audience files go: audience_membership stays in the DAG to close their rows.
+    p.remove('audiences/big_spenders.yml').remove('audiences/recent_payers.yml');
+    expectCode(await p.cdp(['build']), 0);
+    expect(await history(p)).toEqual([
+      { customer: 'C1', audience: 'big_spenders', entered: 1, exited: 3 },
+      { customer: 'C3', audience: 'churn_risk', entered: 1, exited: 2 },
+      { customer: 'C1', audience: 'recent_payers', entered: 1, exited: 3 },
+      { customer: 'C1', audience: 'sms_bookers', entered: 1, exited: 2 },
+    ]);
+
+    // One comes back, then the whole audiences/ folder is removed.
+    p.write({ 'audiences/churn_risk.yml': AUDIENCES['audiences/churn_risk.yml'] });
+    expectCode(await p.cdp(['build']), 0);
+    p.remove('audiences');
+    expectCode(await p.cdp(['build']), 0);
+    expect((await history(p)).filter((r) => r.audience === 'churn_risk')).toEqual([
+      { customer: 'C3', audience: 'churn_risk', entered: 1, exited: 2 },
+      { customer: 'C3', audience: 'churn_risk', entered: 4, exited: 5 },
+    ]);
+    expect(await p.query('SELECT * FROM main.audience_membership WHERE exited_at IS NULL')).toEqual([]);
+  });
+
   it('lists audiences with their sizes (text and --json) and previews one', async () => {
     const p = project();
     expectCode(await p.cdp(['build']), 0);
