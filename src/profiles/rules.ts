@@ -136,7 +136,7 @@ export function checkEventNames(list: YamlValue, known: readonly string[]): void
   for (const item of listItems(list)) {
     const name = item.string();
     if (known.includes(name)) continue;
-    throw item.error('unknown-event', `\`${item.key}\`: no event source produces the event \`${name}\``, `${didYouMean(name, known)} Event names of event_sources in ${GOLDEN_RECORD_FILE}: ${known.join(', ') || '(none)'}.`.trim());
+    throw item.error('unknown-event', `No event source produces the event \`${name}\``, `${didYouMean(name, known)} Event names of event_sources in ${GOLDEN_RECORD_FILE}: ${known.join(', ') || '(none)'}.`.trim());
   }
 }
 
@@ -189,6 +189,6 @@ export function checkConsentScopes(list: YamlValue, declared: readonly string[])
   for (const item of listItems(list)) {
     const scope = item.string();
     if (declared.includes(scope)) continue;
-    throw item.error('unknown-consent-scope', `\`${item.key}\`: \`${scope}\` is not a consent scope of this project`, `${didYouMean(scope, declared)} Scopes declared under consent.scopes of ${GOLDEN_RECORD_FILE}: ${declared.join(', ')}.`.trim());
+    throw item.error('unknown-consent-scope', `\`${scope}\` is not a consent scope of this project`, `${didYouMean(scope, declared)} Scopes declared under consent.scopes of ${GOLDEN_RECORD_FILE}: ${declared.join(', ')}.`.trim());
   }
 }

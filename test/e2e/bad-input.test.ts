@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, duckdbProject, output, projectPool, spawnCdp, type CliRun, type TempProject } from '../helpers/project.js';
+import { CUSTOMERS_IDENTITY } from '../helpers/fixtures.js';
 
 /*
  * Every way a user can hand cdp bad input: each case checks the documented exit code, that the
@@ -504,5 +505,77 @@ describe('destination credentials (plan and sync)', () => {
       expect(run.stderr).toMatch(/destinations\/crm\.yml:\d+ \(key `options\.token`\).*CDP_BAD_INPUT_HUBSPOT_TOKEN/);
     }
     expect(existsSync(p.path('target/test.duckdb'))).toBe(false);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+describe('misspelt consent scopes and event names', () => {
+  const GOLDEN = `event_sources:
+  - name: orders
+    from: ref('orders')
+    identifier: { type: customer_id, column: customer_id }
+    timestamp: ordered_at
+    event: order
+    properties: [amount]
+computed_traits:
+  orders: { aggregate: count, events: [order] }
+consent:
+  scopes:
+    email_marketing: { default: revoked }
+    ads: { default: granted }
+  events:
+    - name: prefs
+      from: ref('consent')
+      identifiers: { email: email }
+      scope: scope
+      status: status
+      timestamp: occurred_at
+`;
+  const AUDIENCE = 'name: buyers\nconsent: [email_marketing]\nwhere: { trait: orders, gte: 1 }\n';
+  const CONTRACT = 'name: outbox\nmodel: audience_buyers\ntype: file\nprimary_key: profile_id\nmapping:\n  orders: orders\nmode: mirror\nconsent: [email_marketing]\noptions:\n  format: jsonl\n  directory: target/outbox\n';
+  const FILES = {
+    'identity.yml': CUSTOMERS_IDENTITY,
+    'seeds/customers.csv': 'customer_id,email,created_at\nC1,ana@example.com,2026-01-01 00:00:00\n',
+    'seeds/orders.csv': 'order_id,customer_id,amount,ordered_at\n1,C1,49.5,2026-02-01 00:00:00\n',
+    'seeds/consent.csv': 'email,scope,status,occurred_at\nana@example.com,email_marketing,granted,2026-01-02 00:00:00\n',
+    'golden_record.yml': GOLDEN,
+    'audiences/buyers.yml': AUDIENCE,
+    'destinations/outbox.yml': CONTRACT,
+  };
+  const typo = (file: keyof typeof FILES, from: string | RegExp, to: string) => ({ [file]: FILES[file].replace(from, to) });
+
+  it('the project they are made in builds as written', async () => {
+    expect((await cdp(project(FILES), ['build'])).code).toBe(0);
+  });
+
+  it.each([
+    ['a contract\'s consent scope', typo('destinations/outbox.yml', 'consent: [email_marketing]', 'consent: [email_marketng]'),
+      /destinations\/outbox\.yml:8 \(key `consent\.0`\): `email_marketng` is not a consent scope of this project[\s\S]*Did you mean `email_marketing`\? Scopes declared under consent\.scopes of golden_record\.yml: email_marketing, ads/],
+    ['a contract\'s consent scope written as one string', typo('destinations/outbox.yml', 'consent: [email_marketing]', 'consent: email_marketng'),
+      /destinations\/outbox\.yml:8 \(key `consent`\).*`email_marketng` is not a consent scope/],
+    ['an audience\'s consent scope', typo('audiences/buyers.yml', 'consent: [email_marketing]', 'consent: [ads, email_marketng]'),
+      /audiences\/buyers\.yml:2 \(key `consent\.1`\).*`email_marketng` is not a consent scope[\s\S]*Did you mean `email_marketing`\?/],
+    ['a computed trait\'s event name', typo('golden_record.yml', 'events: [order]', 'events: [ordr]'),
+      /golden_record\.yml:9 \(key `computed_traits\.orders\.events\.0`\): No event source produces the event `ordr`[\s\S]*Did you mean `order`\? Event names of event_sources in golden_record\.yml: order/],
+    ['an audience\'s event name', typo('audiences/buyers.yml', '{ trait: orders, gte: 1 }', '{ event: ordr, within_days: 30 }'),
+      /audiences\/buyers\.yml:3 \(key `where\.event`\): No event source produces the event `ordr`[\s\S]*Did you mean `order`\?/],
+    ['a scope in a project that declares no consent', {
+      'golden_record.yml': GOLDEN.slice(0, GOLDEN.indexOf('consent:')),
+      'audiences/buyers.yml': AUDIENCE.replace('consent: [email_marketing]', 'consent: []'),
+    }, /destinations\/outbox\.yml:8 \(key `consent`\).*requires consent \(email_marketing\), but the project declares no consent/],
+  ])('%s: exit 2, file, line, key and a did-you-mean; nothing built', async (_name, files, message) => {
+    const p = project({ ...FILES, ...files });
+    for (const command of ['build', 'plan']) {
+      const run = await cdp(p, [command]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(message);
+    }
+    expectNothingWritten(p);
+  });
+
+  it('accepts any event name when a source computes its names with event_sql', async () => {
+    const golden = GOLDEN.replace('event: order', 'event_sql: "\'ord\' || \'r\'"').replace('events: [order]', 'events: [ordr]');
+    const p = project({ ...FILES, 'golden_record.yml': golden });
+    expect((await cdp(p, ['compile'])).code).toBe(0);
   });
 });
