@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { compileProject, type CompiledProject } from '../compile/compiler.js';
 import type { Dag } from '../compile/graph.js';
@@ -5,13 +6,14 @@ import { checkEdgeSourceColumns } from '../identity/preflight.js';
 import type { NodeReference } from '../project/schema-file.js';
 import type { ManifestNode, Relation, ResourceType, SeedNode, SourceNode, TestNode } from '../compile/node.js';
 import { selectNodes, type IndirectSelection } from '../compile/selector.js';
-import { CdpError, errorMessage, formatLocation } from '../errors.js';
+import { CdpError, ConfigError, ProblemsError, errorMessage, formatLocation } from '../errors.js';
 import { loadProject, type Project } from '../project/project.js';
 import { jsonReplacer } from '../project/secrets.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import { dialectFor, openWarehouse } from '../warehouse/engines.js';
 import type { Session, Warehouse } from '../warehouse/warehouse.js';
 import { ArtifactWriter, loadPreviousManifest } from './artifacts.js';
+import { csvProblem } from './csv-check.js';
 import { checkFailureMessage } from './check-failure.js';
 import { runDataTest } from './data-test.js';
 import type { EventLogger } from './events.js';
@@ -80,6 +82,7 @@ export async function executeInvocation(
   const { compiled, artifacts } = prepared;
   const dag = compiled.dag;
   const runnable = new Set(prepared.selected.filter((id) => isRunnable(dag.get(id), types)));
+  checkCsvFiles(prepared, runnable);
   const started = Date.now();
   const threads = flags.threads ?? prepared.project.profile.target.threads;
   const warehouse = await warehouseFactory(prepared.project);
@@ -136,6 +139,27 @@ export async function executeInvocation(
     for (const session of sessions) await session?.close().catch(() => undefined);
     await warehouse.close();
   }
+}
+
+/**
+ * A malformed CSV seed or file-backed source is a usage error found before anything runs (exit 2,
+ * nothing loaded), whichever engine would load it: see csv-check.ts. A missing file is left to the
+ * load, which names it.
+ */
+function checkCsvFiles(prepared: PreparedInvocation, runnable: ReadonlySet<string>): void {
+  const problems: CdpError[] = [];
+  for (const id of runnable) {
+    const node = prepared.compiled.dag.get(id);
+    if ((node.resourceType !== 'seed' && node.resourceType !== 'source') || node.format !== 'csv' || !existsSync(node.file!)) continue;
+    const problem = csvProblem(node.file!);
+    if (!problem) continue;
+    const file = path.relative(prepared.project.config.root, node.file!).split(path.sep).join('/');
+    problems.push(new ConfigError('csv-malformed', `${node.resourceType === 'seed' ? 'Seed' : 'Source'} file is not valid CSV: ${problem.message}`, {
+      at: { file, line: problem.line },
+      hint: 'Give every row one value per header column, and quote a value holding a comma, quote or line break as "…" with each quote inside doubled (""). Nothing was loaded.',
+    }));
+  }
+  if (problems.length > 0) throw new ProblemsError(problems);
 }
 
 /**

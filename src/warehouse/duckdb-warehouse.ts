@@ -7,10 +7,15 @@ import type { DuckDbTarget } from '../project/target.js';
 import { DuckDbDialect } from './duckdb-dialect.js';
 import { describeWith, type ExecuteResult, type Row, type SeedFileFormat, type Session, type Warehouse } from './warehouse.js';
 
-const READERS: Record<SeedFileFormat, string> = {
-  csv: 'read_csv',
-  parquet: 'read_parquet',
-  json: 'read_json_auto',
+/**
+ * CSV is read as RFC 4180, strictly: left to sniff, DuckDB picks another delimiter, header row or
+ * quoting to fit a malformed file. The structure was checked before loading (src/run/csv-check.ts);
+ * strict mode is the backstop. Types are still detected.
+ */
+const READERS: Record<SeedFileFormat, (file: string) => string> = {
+  csv: (file) => `read_csv(${file}, header = true, delim = ',', quote = '"', escape = '"', skip = 0, strict_mode = true, null_padding = false)`,
+  parquet: (file) => `read_parquet(${file})`,
+  json: (file) => `read_json_auto(${file})`,
 };
 
 /**
@@ -48,7 +53,7 @@ export class DuckDbWarehouse implements Warehouse {
   async loadFile(relation: Relation, file: string, format: SeedFileFormat): Promise<ExecuteResult> {
     const session = await this.session();
     try {
-      const sql = `SELECT * FROM ${READERS[format]}(${this.dialect.stringLiteral(file)})`;
+      const sql = `SELECT * FROM ${READERS[format](this.dialect.stringLiteral(file))}`;
       await session.execute(this.dialect.createTableAs(relation, sql));
       const [row] = await session.query(`SELECT COUNT(*) AS n FROM ${this.dialect.quoteRelation(relation)}`);
       return { rowsAffected: Number(row?.['n'] ?? 0) };

@@ -579,3 +579,43 @@ consent:
     expect((await cdp(p, ['compile'])).code).toBe(0);
   });
 });
+
+// ---------------------------------------------------------------------------------------
+describe('malformed CSV seeds and file-backed sources', () => {
+  const GOOD = { 'seeds/plans.csv': 'plan,price\nfree,0\npro,10\n' };
+  const HEADER = 'customer_id,email,signed_up_at,plan\n';
+
+  it.each([
+    ['fewer fields than the header', `${HEADER}1,a@x.com,2026-01-01,free\n2,b@x.com,2026-01-02\n`, 3, /the row has 3 fields, the header has 4/],
+    ['more fields than the header', `${HEADER}1,a@x.com,2026-01-01,free\n2,b@x.com,2026-01-02,pro,extra\n`, 3, /the row has 5 fields, the header has 4/],
+    ['an unclosed quote', `${HEADER}1,"a@x.com,2026-01-01,free\n2,b@x.com,2026-01-02,pro\n`, 2, /never closed/],
+  ])('a seed with %s: exit 2 naming the file and line, nothing loaded', async (_name, csv, line, message) => {
+    const p = project({ ...GOOD, 'seeds/customers.csv': csv });
+    for (const command of ['seed', 'build']) {
+      const run = await cdp(p, [command]);
+      expect(run.code, output(run)).toBe(2);
+      expect(run.stderr).toContain(`seeds/customers.csv:${line}: Seed file is not valid CSV`);
+      expect(run.stderr).toMatch(message);
+      expect(existsSync(p.path('target/test.duckdb'))).toBe(false);
+    }
+  });
+
+  it('a file-backed source goes through the same check', async () => {
+    const p = project({
+      ...GOOD,
+      'data/customers.csv': `${HEADER}1,a@x.com,2026-01-01\n`,
+      'models/sources.yml': 'sources:\n  - name: raw\n    tables:\n      - name: customers\n        file: data/customers.csv\n',
+    });
+    const run = await cdp(p, ['seed']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('data/customers.csv:2: Source file is not valid CSV: the row has 3 fields, the header has 4');
+    expect(existsSync(p.path('target/test.duckdb'))).toBe(false);
+  });
+
+  it('a well-formed seed with quoted commas, quotes and line breaks loads as written', async () => {
+    const p = project({ 'seeds/notes.csv': 'id,note\n1,"a, b"\n2,"say ""hi"""\n3,"two\nlines"\n' });
+    expect((await cdp(p, ['seed'])).code).toBe(0);
+    const rows = await p.query('select id, note from main.notes order by id');
+    expect(rows.map((r) => r['note'])).toEqual(['a, b', 'say "hi"', 'two\nlines']);
+  });
+});
