@@ -167,6 +167,8 @@ export function consentStateTemplate(d: Dialect, consent: ConsentRules): string 
     .join('\n  UNION ALL\n');
   return `-- Generated from golden_record.yml by cdp: consent per profile and declared scope.
 -- The latest event wins; on a tie in time, revoked wins; with no event, the scope's default applies.
+-- An undated revocation wins over everything (fail safe: its time is unknown, so no grant can be
+-- shown to come after it); an undated grant never sets the state.
 WITH scopes AS (
 ${scopes}
 ),
@@ -174,10 +176,10 @@ ranked AS (
   SELECT h.profile_id, h.scope, h.status, h.source, h.occurred_at,
     ROW_NUMBER() OVER (
       PARTITION BY h.profile_id, h.scope
-      ORDER BY h.occurred_at DESC, CASE WHEN h.status = 'revoked' THEN 0 ELSE 1 END, h.source
+      ORDER BY CASE WHEN h.occurred_at IS NULL THEN 0 ELSE 1 END, h.occurred_at DESC, CASE WHEN h.status = 'revoked' THEN 0 ELSE 1 END, h.source
     ) AS rn
   FROM {{ ref "consent_history" }} AS h
-  WHERE h.occurred_at IS NOT NULL
+  WHERE h.occurred_at IS NOT NULL OR h.status = 'revoked'
 )
 SELECT p.profile_id, s.scope,
   COALESCE(r.status, s.default_status) AS status,

@@ -93,6 +93,23 @@ describe('golden_record.yml consent', () => {
     ]);
   });
 
+  it('lets an undated revocation win (fail safe) and ignores an undated grant', async () => {
+    const p = project({
+      // Cy: analytics is granted by default, an undated revocation revokes it. Ben: analytics was
+      // granted again on 2026-01-06, an undated revocation still wins; an undated grant of
+      // email_marketing leaves the default (revoked).
+      'seeds/legacy_consent.csv': 'customer_id,scope,status,occurred_at\nC3,ads,granted,2025-06-01 00:00:00\nC3,analytics,revoked,\nC2,analytics,revoked,\nC2,email_marketing,granted,\n',
+    });
+    expectCode(await p.cdp(['build']), 0);
+    const state = (await p.query(STATE)).map((r) => `${r['customer_id']} ${r['scope']} ${r['status']} ${r['set_at']} ${r['set_by_source']} ${r['is_default']}`);
+    expect(state.filter((s) => /analytics|C2 email/.test(s))).toEqual([
+      'C1 analytics granted null null true',
+      'C2 analytics revoked null legacy_import false',
+      'C2 email_marketing revoked null null true',
+      'C3 analytics revoked null legacy_import false',
+    ]);
+  });
+
   it('keeps every event in consent_history, never overwritten', async () => {
     const p = project();
     expectCode(await p.cdp(['build']), 0);
