@@ -12,6 +12,10 @@ import type { DeliveryPolicy } from './contract.js';
 /** Stops the whole destination (auth failure, retries exhausted, a connector error): state stays as acknowledged so far. */
 export class DestinationStopped extends Error {
   override readonly name = 'DestinationStopped';
+  /** True when this batch itself was tried and given up; false when it was never sent (another batch stopped the destination). */
+  constructor(message: string, readonly batchGivenUp = false) {
+    super(message);
+  }
 }
 
 /** Batch calls per second: a token bucket of capacity 1, so calls are spaced evenly. */
@@ -111,9 +115,9 @@ function stopped(error: unknown, size: number, attempts: number): DestinationSto
   const kept = 'state kept up to the last acknowledged batch';
   if (error instanceof DeliveryError) {
     if (error.kind === 'auth') {
-      return new DestinationStopped(`authentication failed (${error.status ?? 'no status'}): ${error.message}; stopped sending to this destination (check its credentials), ${kept}`);
+      return new DestinationStopped(`authentication failed (${error.status ?? 'no status'}): ${error.message}; stopped sending to this destination (check its credentials), ${kept}`, true);
     }
-    if (error.retryable) return new DestinationStopped(`gave up on a batch of ${size} after ${attempts} attempt(s): ${error.message}; ${kept}`);
+    if (error.retryable) return new DestinationStopped(`gave up on a batch of ${size} after ${attempts} attempt(s): ${error.message}; ${kept}`, true);
   }
-  return new DestinationStopped(`the destination failed a batch of ${size}: ${errorMessage(error)}; ${kept}`);
+  return new DestinationStopped(`the destination failed a batch of ${size}: ${errorMessage(error)}; ${kept}`, true);
 }

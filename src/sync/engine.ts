@@ -7,7 +7,7 @@ import { privacyRelation } from '../privacy/tables.js';
 import type { PrivacyKey } from '../privacy/key.js';
 import type { Contract } from './contract.js';
 import { deliverer, DestinationStopped } from './delivery.js';
-import { acquireLock, lockHolder, releaseLock } from './lock.js';
+import { acquireLock, LockHeartbeat, lockHolder, releaseLock } from './lock.js';
 import { timestampAsDate } from './history.js';
 import { planSize, preflight, summarizePlan, type Op, type OpCounts } from './plan.js';
 import {
@@ -64,6 +64,13 @@ export interface SyncOptions {
   privacyKey?: PrivacyKey;
   /** Called after each acknowledged batch: progress output. */
   onBatch?: (done: number, total: number) => void;
+  /**
+   * A session of its own for the lock's heartbeat (the CLI always gives one): without it the lock
+   * is not refreshed, and a run longer than STALE_LOCK_MINUTES could be overlapped.
+   */
+  heartbeatSession?: Session;
+  /** The heartbeat's period; LOCK_HEARTBEAT_SECONDS unless an embedder (a test) needs it shorter. */
+  lockHeartbeatMs?: number;
 }
 
 /** sha256(destination|key|payload_hash); a remove hashes `remove:<last payload_hash>`, so it never equals the add. */
@@ -115,6 +122,7 @@ export async function syncDestination(
   await ensureState(writer, d, db);
   const holder = lockHolder(options.runId);
   await acquireLock(writer, d, db, contract.name, holder);
+  const heartbeat = options.heartbeatSession ? new LockHeartbeat(options.heartbeatSession, d, db, contract.name, holder, options.lockHeartbeatMs) : undefined;
   const result: SyncResult = {
     destination: contract.name,
     run_id: options.runId,
@@ -202,6 +210,7 @@ export async function syncDestination(
           },
         );
       let fatal: unknown;
+      let givenUp = 0;
       const inFlight = new Set<Promise<void>>();
       for await (const rows of pendingBatches(reader, d, contract, options.runId, lastSeq)) {
         const batch = rows.map((row) => {
@@ -212,9 +221,19 @@ export async function syncDestination(
         // Before a non-deduplicating destination sees a batch, its records are marked in doubt
         // (committed); the commit of their outcome clears the marks.
         if (guarded) await write({ kind: 'mark', seqs: batch.map((r) => raw.get(r)!.seq) });
+        if (heartbeat?.lost) {
+          fatal ??= new DestinationStopped(heartbeat.lost);
+          break;
+        }
         const sending: Promise<void> = delivery
           .deliver(batch, acknowledge)
           .catch((error: unknown) => {
+            // A batch given up (retries exhausted, auth refused) failed; one stopped before it was
+            // sent, because another failed, was not attempted and stays planned for the next sync.
+            if (error instanceof DestinationStopped && error.batchGivenUp) {
+              for (const record of batch) result.failed[record.op] += 1;
+              givenUp += batch.length;
+            }
             fatal ??= error;
             delivery.stop();
           })
@@ -228,7 +247,8 @@ export async function syncDestination(
       if (fatal !== undefined) {
         // Nothing more is sent; what was acknowledged is committed: stop cleanly, state intact.
         result.status = 'failed';
-        result.message = fatal instanceof DestinationStopped ? fatal.message : errorMessage(fatal);
+        const unsent = total - done - givenUp;
+        result.message = [fatal instanceof DestinationStopped ? fatal.message : errorMessage(fatal), ...(unsent > 0 ? [`${unsent} planned record(s) not attempted: the next sync sends them`] : [])].join('; ');
       }
     }
     const notes = [
@@ -244,6 +264,7 @@ export async function syncDestination(
     result.message = errorMessage(error);
     throw error;
   } finally {
+    await heartbeat?.stop();
     await connector?.close().catch(() => undefined);
     if (runRecorded) {
       const c = (k: 'succeeded' | 'failed', op: Op) => result[k][op];

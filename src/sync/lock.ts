@@ -4,8 +4,13 @@ import type { Dialect } from '../warehouse/dialect.js';
 import type { Session } from '../warehouse/warehouse.js';
 import { stateRelation } from './sql.js';
 
-/** A lock older than this is stale: its holder is presumed dead, and the next sync takes it over. */
-export const STALE_LOCK_MINUTES = 60;
+/**
+ * A lock not refreshed for this long is stale: its holder is presumed dead, and the next sync takes
+ * it over. The holder refreshes it every LOCK_HEARTBEAT_SECONDS (`acquired_at` is the last sign of
+ * life), so a sync may run for hours; a holder that finds its lock taken over stops sending.
+ */
+export const STALE_LOCK_MINUTES = 10;
+export const LOCK_HEARTBEAT_SECONDS = 60;
 
 export function lockHolder(runId: string): string {
   return `${os.hostname()}:${process.pid}:${runId}`;
@@ -25,7 +30,8 @@ function holderIsDead(holder: string): boolean {
 
 /**
  * Takes the lock row of `destination` in `cdp_sync.locks`, or throws BusyError (exit 5) naming
- * the holder. Stale locks (older than an hour, or held by a dead process on this host) are taken over.
+ * the holder. Stale locks (not refreshed for STALE_LOCK_MINUTES, or held by a dead process on this
+ * host) are taken over.
  */
 export async function acquireLock(session: Session, d: Dialect, database: string | undefined, destination: string, holder: string): Promise<void> {
   const locks = d.quoteRelation(stateRelation(database, 'locks'));
@@ -43,9 +49,47 @@ export async function acquireLock(session: Session, d: Dialect, database: string
       continue;
     }
     const since = row?.['acquired_at'] instanceof Date ? (row['acquired_at'] as Date).toISOString() : String(row?.['acquired_at']);
-    throw new BusyError('sync-locked', `Destination \`${destination}\` is being synced by another process (lock held by ${current} since ${since}); nothing was sent`, {
-      hint: `Wait for that sync to finish. A lock older than ${STALE_LOCK_MINUTES} minutes is taken over automatically; to clear it by hand: DELETE FROM ${locks} WHERE destination = ${dest}`,
+    throw new BusyError('sync-locked', `Destination \`${destination}\` is being synced by another process (lock held by ${current}, last refreshed ${since}); nothing was sent`, {
+      hint: `Wait for that sync to finish. A running sync refreshes its lock every ${LOCK_HEARTBEAT_SECONDS} s; one not refreshed for ${STALE_LOCK_MINUTES} minutes is taken over automatically; to clear it by hand: DELETE FROM ${locks} WHERE destination = ${dest}`,
     });
+  }
+}
+
+/**
+ * Keeps a held lock alive on its own session (the writer may be busy committing): every
+ * LOCK_HEARTBEAT_SECONDS it refreshes `acquired_at`. When the refresh finds no row of this holder
+ * (a second sync took the lock over after STALE_LOCK_MINUTES without a refresh, e.g. a machine
+ * suspended mid-run), `lost` says so and the engine stops before sending another batch.
+ */
+export class LockHeartbeat {
+  lost: string | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private beating: Promise<void> = Promise.resolve();
+
+  constructor(private readonly session: Session, private readonly d: Dialect, private readonly database: string | undefined, private readonly destination: string, private readonly holder: string, intervalMs: number = LOCK_HEARTBEAT_SECONDS * 1000) {
+    this.timer = setInterval(() => {
+      this.beating = this.beat();
+    }, intervalMs);
+    // A pending refresh never keeps the process alive on its own.
+    this.timer.unref();
+  }
+
+  private async beat(): Promise<void> {
+    if (this.lost) return;
+    const locks = this.d.quoteRelation(stateRelation(this.database, 'locks'));
+    try {
+      const result = await this.session.execute(`UPDATE ${locks} SET acquired_at = ${this.d.currentTimestamp()} WHERE destination = ${this.d.literal(this.destination)} AND holder = ${this.d.literal(this.holder)}`);
+      if (result.rowsAffected === 0) {
+        this.lost = `the lock of \`${this.destination}\` was taken over by another sync (no refresh for ${STALE_LOCK_MINUTES} minutes); this run stopped sending`;
+      }
+    } catch {
+      // A failed refresh is retried at the next beat; the lock only goes stale after minutes.
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.beating;
   }
 }
 

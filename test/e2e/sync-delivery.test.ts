@@ -123,8 +123,9 @@ describe('the webhook connector', () => {
     hook.passNext(1).failNext(1, 401, JSON.stringify({ error: 'token expired' }));
     const run = expectCode(await p.cdp(['sync', '--json']), 1);
     const d = JSON.parse(run.stdout).destinations[0];
-    expect(d).toMatchObject({ status: 'failed', succeeded: { add: 2 }, failed: { add: 0 } });
-    expect(d.message).toMatch(/authentication failed \(401\): POST .* answered 401: \{"error":"token expired"\}; stopped sending to this destination \(check its credentials\), state kept up to the last acknowledged batch/);
+    // The refused batch failed; the last one was never attempted: both stay planned.
+    expect(d).toMatchObject({ status: 'failed', succeeded: { add: 2 }, failed: { add: 2 } });
+    expect(d.message).toMatch(/authentication failed \(401\): POST .* answered 401: \{"error":"token expired"\}; stopped sending to this destination \(check its credentials\), state kept up to the last acknowledged batch; 2 planned record\(s\) not attempted: the next sync sends them/);
     expect(hook.requests.map((r) => r.status)).toEqual([200, 401]);
     expect(await snapshotKeys(p)).toEqual(['1', '2']);
     const plan = JSON.parse(expectCode(await p.cdp(['plan', '--json']), 0).stdout).destinations[0];

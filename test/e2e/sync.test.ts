@@ -368,12 +368,12 @@ describe('the sync lock', () => {
     // Held by a live process on this host (this test runner), 5 minutes ago.
     await lock(p, `${os.hostname()}:${process.pid}:other-run`, `'5 minutes'`);
     const busy = expectCode(await p.cdp(['sync']), 5);
-    expect(output(busy)).toMatch(/Destination `crm` is being synced by another process \(lock held by .*:other-run since .*\); nothing was sent/);
+    expect(output(busy)).toMatch(/Destination `crm` is being synced by another process \(lock held by .*:other-run, last refreshed .*\); nothing was sent/);
     expect(outbox(p)).toEqual([]);
     // Plan is read-only and ignores the lock.
     expectCode(await p.cdp(['plan']), 0);
 
-    // Older than an hour: stale, taken over.
+    // Not refreshed for longer than STALE_LOCK_MINUTES: stale, taken over.
     await p.query(`DELETE FROM cdp_sync.locks`);
     await lock(p, `${os.hostname()}:${process.pid}:old-run`, `'2 hours'`);
     expectCode(await p.cdp(['sync']), 0);

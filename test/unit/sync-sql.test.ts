@@ -286,3 +286,53 @@ describe('the delivery loop (DuckDB)', () => {
     expect((await sync(contract)).planned).toEqual({ add: 0, change: 0, remove: 0 });
   });
 });
+
+describe('a run that cannot go on (DuckDB)', () => {
+  it('counts a batch given up as failed, and says how many planned records were not attempted', async () => {
+    const { contract, fail } = people({ delivery: { ...DEFAULT_DELIVERY, concurrency: 1, maxAttempts: 1 } });
+    await s.execute(`INSERT INTO main.people SELECT i, 'p' || i, 'u' || i || '@x', i FROM range(1, 8) t(i)`);
+    fail.next = true;
+    const result = await sync(contract);
+    expect(result).toMatchObject({ status: 'failed', planned: { add: 7 }, succeeded: { add: 0 }, failed: { add: 2, change: 0, remove: 0 } });
+    expect(result.message).toMatch(/the destination failed a batch of 2: the fake failed the batch; .*; 5 planned record\(s\) not attempted: the next sync sends them/);
+    fail.next = false;
+    expect((await sync(contract)).succeeded).toEqual({ add: 7, change: 0, remove: 0 });
+  });
+
+  it('stops sending when its lock was taken over (no heartbeat for too long), state intact', async () => {
+    const { contract, batches } = people({ delivery: { ...DEFAULT_DELIVERY, concurrency: 1, maxAttempts: 1 } });
+    await s.execute(`INSERT INTO main.people SELECT i, 'p' || i, 'u' || i || '@x', i FROM range(1, 8) t(i)`);
+    const heartbeatSession = await warehouse.session();
+    const slow = contract.connector;
+    // The first batch takes long: meanwhile a second sync takes the lock over.
+    const connector = {
+      ...slow,
+      open: async (context: Parameters<DestinationType['open']>[0]) => {
+        const inner = await slow.open(context);
+        return {
+          ...inner,
+          capabilities: inner.capabilities,
+          send: async (batch: readonly OutboundRecord[]) => {
+            if (batches.length === 0) {
+              await s.execute(`UPDATE cdp_sync.locks SET holder = 'elsewhere:1:run-x' WHERE destination = 'crm'`);
+              await new Promise((resolve) => setTimeout(resolve, 100));
+            }
+            return inner.send(batch);
+          },
+          close: () => inner.close(),
+        };
+      },
+    } as DestinationType;
+    try {
+      const result = await syncDestination(s, reader, dialect(), { ...contract, connector }, { runId: `run-${++runs}`, projectRoot: '/nonexistent', heartbeatSession, lockHeartbeatMs: 20 });
+      expect(result.status).toBe('failed');
+      expect(result.message).toMatch(/the lock of `crm` was taken over by another sync/);
+      expect(batches).toHaveLength(1);
+      expect(Number((await s.query(`SELECT COUNT(*) AS n FROM cdp_sync.snapshots WHERE destination = 'crm'`))[0]!['n'])).toBe(2);
+      // The other holder's lock is not released by this run.
+      expect(await s.query(`SELECT holder FROM cdp_sync.locks WHERE destination = 'crm'`)).toEqual([{ holder: 'elsewhere:1:run-x' }]);
+    } finally {
+      await heartbeatSession.close();
+    }
+  });
+});

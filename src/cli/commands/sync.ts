@@ -92,11 +92,13 @@ async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitC
   try {
     const writer = await warehouse.session();
     const reader = await warehouse.session();
+    // The lock's heartbeat has a session of its own: the writer may be busy committing.
+    const heartbeatSession = await warehouse.session();
     try {
       for (const contract of contracts) {
         const progress = flags.json || flags.logFormat === 'json' ? undefined : progressBar(contract.name);
         try {
-          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey, resendInDoubt: flags.resendInDoubt ?? false, onBatch: progress?.update }));
+          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey, resendInDoubt: flags.resendInDoubt ?? false, onBatch: progress?.update, heartbeatSession }));
         } catch (error) {
           // A destination whose plan fails (or whose lock is held) sends nothing; the others go on.
           if (!(error instanceof SyncPlanError) && !(error instanceof BusyError)) throw error;
@@ -106,6 +108,7 @@ async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitC
         }
       }
     } finally {
+      await heartbeatSession.close().catch(() => undefined);
       await reader.close().catch(() => undefined);
       await writer.close().catch(() => undefined);
     }
