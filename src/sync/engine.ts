@@ -141,6 +141,12 @@ export async function syncDestination(
   try {
     // Runs of this destination that never finished were killed: the lock is ours now, so say so.
     await writer.execute(`UPDATE ${rel('runs')} SET status = 'aborted', finished_at = ${d.currentTimestamp()} WHERE destination = ${dest} AND status = 'running'`);
+    // The run row first (its counts and mapping are filled in below): a plan that fails (schema
+    // drift, duplicate keys) is a failed run in `cdp sync history`, and plan rows never outlive
+    // their run row, even when a crash interrupts the materialisation: pruning finds every plan.
+    await writer.execute(`INSERT INTO ${rel('runs')} (run_id, destination, status, started_at, planned_add, planned_change, planned_remove, succeeded_add, succeeded_change, succeeded_remove, failed_add, failed_change, failed_remove, excluded_consent)
+      VALUES (${run}, ${dest}, 'running', ${d.currentTimestamp()}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)`);
+    runRecorded = true;
     const inputs = await preflight(writer, d, contract, options.privacyKey);
     if (inputs.fingerprints === 'mixed') {
       // Fingerprints of another version (an engine upgrade, a changed mapping, rows of an older
@@ -148,12 +154,7 @@ export async function syncDestination(
       await writer.execute(refreshFingerprintsSql(d, contract, inputs.columnTypes));
       inputs.fingerprints = 'current';
     }
-    // The run row first (its counts are filled in below), so plan rows never outlive their run
-    // row, even when a crash interrupts the materialisation: pruning finds every run's plan.
-    await writer.execute(`INSERT INTO ${rel('runs')} (run_id, destination, status, started_at, planned_add, planned_change, planned_remove, succeeded_add, succeeded_change, succeeded_remove, failed_add, failed_change, failed_remove, excluded_consent, mapping_hash)
-      VALUES (${run}, ${dest}, 'running', ${d.currentTimestamp()}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ${d.literal(contract.mappingHash)})`);
-    runRecorded = true;
-    const unacknowledgedSince = await oldestRunSinceSuccess(writer, d, contract);
+    const unacknowledgedSince = await oldestRunSinceSuccess(writer, d, contract, options.runId);
     // The run's plan, materialised once: the audit record, what the delivery loop reads, and
     // where acknowledged records are copied into the snapshot from. Counted from there, so the
     // diff runs once per sync.
@@ -163,7 +164,10 @@ export async function syncDestination(
     result.planned = { ...plan.planned };
     result.removed_for_consent = plan.removed_for_consent;
     result.rejected_before_sending = { ...plan.rejected };
-    await writer.execute(`UPDATE ${rel('runs')} SET planned_add = ${plan.planned.add}, planned_change = ${plan.planned.change}, planned_remove = ${plan.planned.remove}, excluded_consent = ${plan.rejected.consent}
+    // The mapping is recorded once its plan exists: a run whose plan failed never changes what
+    // `cdp plan` compares the mapping with.
+    await writer.execute(`UPDATE ${rel('runs')} SET planned_add = ${plan.planned.add}, planned_change = ${plan.planned.change}, planned_remove = ${plan.planned.remove}, excluded_consent = ${plan.rejected.consent},
+      mapping_hash = ${d.literal(contract.mappingHash)}
       WHERE run_id = ${run} AND destination = ${dest}`);
 
     const guarded = contract.connector.capabilities.deduplicates === false;
@@ -298,10 +302,12 @@ async function holdInDoubt(writer: Session, d: Dialect, contract: Contract, opti
   return rows.map((row) => [String(row['op']) as Op, Number(row['n'])]);
 }
 
-async function oldestRunSinceSuccess(writer: Session, d: Dialect, contract: Contract): Promise<Date> {
+/** Runs that planned nothing (a failed plan) never sent anything: they do not open the window. */
+async function oldestRunSinceSuccess(writer: Session, d: Dialect, contract: Contract, runId: string): Promise<Date> {
   const runs = d.quoteRelation(stateRelation(contract.relation.database, 'runs'));
   const dest = d.literal(contract.name);
   const [row] = await writer.query(`SELECT MIN(r.started_at) AS since FROM ${runs} AS r WHERE r.destination = ${dest}
+    AND (r.run_id = ${d.literal(runId)} OR r.planned_add + r.planned_change + r.planned_remove > 0)
     AND NOT EXISTS (SELECT 1 FROM ${runs} AS s WHERE s.destination = ${dest} AND s.status IN ('success', 'partial') AND s.started_at >= r.started_at)`);
   return timestampAsDate(row?.['since']) ?? new Date();
 }

@@ -192,6 +192,11 @@ mapping:
     const run = expectCode(await p.cdp(['sync']), 1);
     expect(output(run)).toMatch(/model `contacts` has no column `name` \(mapping\.name\); nothing was sent/);
     expect(outbox(p)).toEqual([]);
+    // The failed attempt is in the history, and records no mapping.
+    const history = JSON.parse(expectCode(await p.cdp(['sync', 'history', '--json']), 0).stdout);
+    expect(history.runs).toMatchObject([{ destination: 'crm', status: 'failed', planned: { add: 0, change: 0, remove: 0 } }]);
+    expect(history.runs[0].message).toMatch(/has no column `name`/);
+    expect(await p.query(`SELECT mapping_hash FROM cdp_sync.runs`)).toEqual([{ mapping_hash: null }]);
   });
 
   it('prints the plan as markdown for a pull-request comment', async () => {
