@@ -100,7 +100,7 @@ export function destinationSql(d: Dialect, c: Contract, path: string): string {
     `-- op add | change | remove | excluded (rows without consent, never sent); send = whether the mode sends it.`,
     `-- Shown for a model with profile_id and a privacy ledger; otherwise those parts read empty relations;`,
     `-- and for fingerprints all of the current version, whose seed names the model's column types (looked up`,
-    `-- when the plan is made, so the literal there differs).`,
+    `-- when the plan is made, so the literal there differs), with the mapping unchanged since the last sync.`,
   ];
-  return `${lines.join('\n')}\n${diffSql(d, c, { snapshotsExist: true, hasProfileId: true, privacyLedger: true, consentSetAt: true, columnTypes: {}, fingerprints: 'current' })}\n`;
+  return `${lines.join('\n')}\n${diffSql(d, c, { snapshotsExist: true, hasProfileId: true, privacyLedger: true, consentSetAt: true, columnTypes: {}, fingerprints: 'current', mappingChanged: false })}\n`;
 }

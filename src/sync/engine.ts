@@ -256,6 +256,7 @@ export async function syncDestination(
       }
     }
     const notes = [
+      ...(inputs.mappingChanged ? ['the mapping changed since the last sync: every synced row still in the model was planned as a change (a full re-send)'] : []),
       ...(result.in_doubt > 0 ? [`${result.in_doubt} record(s) in doubt not sent: a crashed run may have delivered them, and \`${contract.type}\` cannot deduplicate; check the destination, then \`cdp sync --resend-in-doubt\` to send them again`] : []),
       ...(result.quarantined > 0 ? [`${result.quarantined} quarantined record(s) not sent (status quarantined in cdp_sync.rejections); each is sent again once its payload changes`] : []),
     ];

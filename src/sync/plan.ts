@@ -35,7 +35,7 @@ export interface DestinationPlan {
     /** Profiles without the required consent that were never sent. */
     consent: number;
   };
-  /** The mapping differs from the last sync's: every synced row is re-sent as a change. */
+  /** The mapping differs from the last planned sync's: every synced row still in the model is re-sent as a change. */
   mapping_changed: boolean;
   /** Differences the contract's mode does not send (e.g. changes in `insert` mode, removes with `on_remove: nothing`). */
   not_sent: OpCounts;
@@ -99,6 +99,7 @@ export async function preflight(session: Session, d: Dialect, contract: Contract
     hasProfileId: columns.has('profile_id'),
     privacyLedger: (await session.describe(privacyRelation(contract.relation.database, 'request_profiles'))) !== undefined,
     consentSetAt: contract.consentRelation !== undefined && ((await session.describe(contract.consentRelation))?.columns.some((c) => c.name.toLowerCase() === 'set_at') ?? false),
+    mappingChanged: await mappingChanged(session, d, contract),
   };
 }
 
@@ -121,9 +122,9 @@ function parsePayload(value: unknown): unknown {
 
 /** Preflight, then the diff's counts and samples. Reads only: writes no state and sends nothing. */
 export async function planDestination(session: Session, d: Dialect, contract: Contract, privacyKey?: PrivacyKey): Promise<DestinationPlan> {
-  const plan = await summarizePlan(session, d, contract, diffSql(d, contract, await preflight(session, d, contract, privacyKey)));
-  // Only `cdp plan` reports it: a sync records its own mapping before it counts.
-  plan.mapping_changed = await mappingChanged(session, d, contract);
+  const inputs = await preflight(session, d, contract, privacyKey);
+  const plan = await summarizePlan(session, d, contract, diffSql(d, contract, inputs));
+  plan.mapping_changed = inputs.mappingChanged;
   return plan;
 }
 
@@ -174,7 +175,7 @@ export function planSize(plan: DestinationPlan): number {
   return sum(plan.planned) + sum(plan.not_sent) + plan.rejected.consent;
 }
 
-/** Whether the last run that recorded a mapping recorded another one. */
+/** Whether the last run that recorded a mapping (its plan was made) recorded another one. */
 async function mappingChanged(session: Session, d: Dialect, contract: Contract): Promise<boolean> {
   const runs = stateRelation(contract.relation.database, 'runs');
   const info = await session.describe(runs);

@@ -170,6 +170,12 @@ export interface DiffInputs {
    * table predates fingerprints (`cdp plan` on an older state, which it does not migrate).
    */
   fingerprints: 'current' | 'mixed' | 'absent';
+  /**
+   * The mapping differs from the one the destination's last planned run recorded: every synced
+   * row still in the model is planned as a change, whether its payload text changed or not
+   * (a full re-send, as the plan states).
+   */
+  mappingChanged: boolean;
 }
 
 /** The snapshot rows of the contract's destination, with the columns the diff reads. */
@@ -243,7 +249,7 @@ export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): str
     `  SELECT`,
     `    CASE WHEN sn.primary_key IS NULL THEN (CASE WHEN c.consented THEN 'add' ELSE 'excluded' END)`,
     `      WHEN c.primary_key IS NULL OR NOT c.consented THEN 'remove'`,
-    `      ${changedBranches(d, contract, inputs, values('c'))} END AS op,`,
+    `      ${inputs.mappingChanged ? `ELSE 'change'` : changedBranches(d, contract, inputs, values('c'))} END AS op,`,
     `    c.primary_key AS cur_key, ${values('c').map((v, i) => `${v} AS ${value(i)}`).join(', ')}, c.fingerprint AS cur_fingerprint, c.profile_id AS cur_profile_id,`,
     `    sn.primary_key AS snap_key, sn.payload AS snap_payload, sn.payload_hash AS snap_payload_hash, sn.profile_id AS snap_profile_id, sn.meta AS snap_meta`,
     `  FROM cur AS c FULL OUTER JOIN snap AS sn ON sn.primary_key = c.primary_key`,

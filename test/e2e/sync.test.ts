@@ -168,6 +168,13 @@ mapping:
     p.write({ 'destinations/crm.yml': reordered.replace('name: { column: name }', 'full_name: { column: name }') });
     expect((await planJson(p))['destinations'][0]).toMatchObject({ planned: { add: 0, change: 3, remove: 0 }, mapping_changed: true });
     expect(expectCode(await p.cdp(['plan']), 0).stdout).toMatch(/the mapping changed since the last sync: every synced row is re-sent \(3 change\(s\)\)/);
+    // Even when no payload changes (a transform the values already satisfy): a full re-send, once.
+    p.write({ 'destinations/crm.yml': reordered.replace('name: { column: name }', 'name: { column: name, transform: [trim] }') });
+    expect((await planJson(p))['destinations'][0]).toMatchObject({ planned: { add: 0, change: 3, remove: 0 }, mapping_changed: true });
+    const resent = JSON.parse(expectCode(await p.cdp(['sync', '--json']), 0).stdout).destinations[0];
+    expect(resent.succeeded).toEqual({ add: 0, change: 3, remove: 0 });
+    expect(resent.message).toMatch(/the mapping changed since the last sync: every synced row still in the model was planned as a change/);
+    expect((await planJson(p))['destinations'][0]).toMatchObject({ planned: { add: 0, change: 0, remove: 0 }, mapping_changed: false });
   });
 
   it('rejects duplicate and NULL primary keys with a count and examples, sending nothing (exit 1)', async () => {
