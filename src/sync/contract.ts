@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { Dag } from '../compile/graph.js';
 import type { Relation } from '../compile/node.js';
 import { didYouMean } from '../compile/suggest.js';
-import { ConfigError } from '../errors.js';
 import { YamlValue } from '../project/yaml-reader.js';
 import { ON_REMOVE, SYNC_MODES, type DestinationType, type OnRemove, type SyncMode } from '../destinations/destination.js';
 import { destinationType, destinationTypeNames } from '../destinations/registry.js';
@@ -86,25 +85,6 @@ export function destinationFiles(dir: string): string[] {
     .filter((f) => f.endsWith('.yml') || f.endsWith('.yaml'))
     .sort()
     .map((f) => path.join(dir, f));
-}
-
-/** Every contract of the project, validated against the DAG and the connectors' capabilities. */
-/** For plan and sync, which connect: every credential's env var must be set. */
-export function loadContracts(projectRoot: string, dag: Dag, projectName: string): Contract[] {
-  const dir = destinationsDirOf(projectRoot);
-  const contracts = (dir ? destinationFiles(dir) : []).map((file) => loadContract(YamlValue.read(file), dag, projectName, { credentials: true }));
-  const seen = new Map<string, string>();
-  for (const c of contracts) {
-    const other = seen.get(c.name);
-    if (other) {
-      throw new ConfigError('destination-duplicate', `Two destination contracts are named \`${c.name}\``, {
-        at: { file: c.file, key: 'name' },
-        hint: `Also defined in ${other}; names must be unique.`,
-      });
-    }
-    seen.set(c.name, c.file);
-  }
-  return contracts;
 }
 
 function relationOf(dag: Dag, projectName: string, name: string): { relation: Relation; ephemeral: boolean } | undefined {

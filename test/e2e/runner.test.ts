@@ -82,7 +82,7 @@ describe('console output', () => {
     const p = project({ 'models/a.sql': 'select 1 as id' });
     const run = await p.cdp(['run', '--select', 'nothing_matches_this']);
     expectCode(run, 0);
-    expect(run.stdout).toMatch(/Nothing to do/);
+    expect(run.stdout).toMatch(/Nothing to do: `--select nothing_matches_this` matched no node `cdp run` runs \(see `cdp ls --select nothing_matches_this`\)/);
     expect(run.stdout).toMatch(/Done\. PASS=0 WARN=0 ERROR=0 SKIP=0 TOTAL=0/);
   });
 });

@@ -35,7 +35,10 @@ async function executeCommand(command: string, types: ReadonlySet<ResourceType>,
   prepared.artifacts.writeManifest();
   const summary = await executeInvocation(prepared, flags, types, logger);
   prepared.artifacts.writeRunResults(command, { ...flags }, summary.results, summary.elapsedSeconds);
-  if (summary.results.length === 0) logger.warn('SelectionEmpty', 'Nothing to do: the selection matched no node of this kind.');
+  if (summary.results.length === 0) {
+    const asked = [...(flags.select ?? []).map((x) => `--select ${x}`), ...(flags.exclude ?? []).map((x) => `--exclude ${x}`)].join(' ');
+    logger.warn('SelectionEmpty', `Nothing to do: ${asked ? `\`${asked}\` matched` : 'the project has'} no node \`cdp ${command}\` runs (see \`cdp ls${asked ? ` ${asked}` : ''}\`).`);
+  }
   reportSummary(logger, summary.results, summary.elapsedSeconds);
   return exitCodeFor(summary.results);
 }
