@@ -73,6 +73,7 @@ export function loadProfile(file: string, targetName?: string, env: NodeJS.Proce
   node.onlyKeys(KEYS_BY_TYPE[type]);
 
   const display: Record<string, unknown> = {};
+  let unsetCredential: ConfigError | undefined;
   const read = (key: string, fallback?: string): string | undefined => {
     const field = node.child(key);
     if (!field.exists) {
@@ -82,7 +83,15 @@ export function loadProfile(file: string, targetName?: string, env: NodeJS.Proce
     const raw = field.string();
     const at = { file, line: field.line, key: field.key };
     const secret = SECRET_KEYS.has(key);
-    const rendered = renderEnvTemplate(raw, at, env);
+    let rendered;
+    try {
+      rendered = renderEnvTemplate(raw, at, env);
+    } catch (error) {
+      if (!secret || !(error instanceof ConfigError) || error.code !== 'env-missing') throw error;
+      unsetCredential ??= error;
+      display[key] = '(unset)';
+      return undefined;
+    }
     if (secret) registerSecret(rendered.value);
     display[key] = secret ? '****' : rendered.value;
     return rendered.value;
@@ -150,5 +159,6 @@ export function loadProfile(file: string, targetName?: string, env: NodeJS.Proce
       break;
     }
   }
+  if (unsetCredential) target.unsetCredential = unsetCredential;
   return { file, target, display };
 }

@@ -1,3 +1,5 @@
+import type { CdpError } from '../errors.js';
+
 /** A resolved target from profiles.yml: env references already substituted, secrets registered. */
 
 interface TargetBase {
@@ -6,6 +8,11 @@ interface TargetBase {
   /** Schema (BigQuery: dataset) that models build into unless a model overrides it. */
   schema: string;
   threads: number;
+  /**
+   * A credential whose environment variable is not set: compiling needs no credential, so the
+   * error is raised when cdp connects (openWarehouse), not when profiles.yml is read.
+   */
+  unsetCredential?: CdpError;
 }
 
 export interface DuckDbTarget extends TargetBase {

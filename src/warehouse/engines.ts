@@ -20,6 +20,7 @@ export function dialectFor(type: TargetType): Dialect {
 }
 
 export async function openWarehouse(target: Target): Promise<Warehouse> {
+  if (target.unsetCredential) throw target.unsetCredential;
   switch (target.type) {
     case 'duckdb': {
       const { DuckDbWarehouse } = await import('./duckdb-warehouse.js');

@@ -170,3 +170,23 @@ describe('--help', () => {
     }
   });
 });
+
+describe('credentials are needed to connect, not to compile', () => {
+  it('compiles for a Snowflake target whose password variable is unset, and names it when a command connects', async () => {
+    const p = track(new TempProject({
+      'cdp_project.yml': 'name: offline\n',
+      'profiles.yml': [
+        'target: prod', 'targets:', '  prod:', '    type: snowflake', '    account: acme-xy12345', '    user: cdp',
+        '    password: \'{{ env "SF_TEST_PASSWORD_UNSET" }}\'', '    warehouse: transforming', '    database: analytics', '    schema: marts', '',
+      ].join('\n'),
+      'models/orders.sql': 'select 1 as id\n',
+    }));
+    const compile = await p.cdp(['compile']);
+    expect(compile.code).toBe(0);
+    expect(existsSync(p.path('target/compiled/offline/models/orders.sql'))).toBe(true);
+    const run = await p.cdp(['run']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/Environment variable SF_TEST_PASSWORD_UNSET is not set/);
+    expect(run.stderr).toMatch(/profiles\.yml/);
+  });
+});
