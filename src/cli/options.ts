@@ -9,7 +9,12 @@ export interface CliFlags extends Omit<ProjectFlags, 'threads' | 'indirectSelect
   logFormat: LogFormat;
 }
 
-export function addProjectOptions(command: Command, { selection = true }: { selection?: boolean } = {}): Command {
+/**
+ * `selection`: --select, --exclude, --state. `execution` (commands that build: seed, run, test,
+ * build, compile): --threads, --full-refresh, --fail-fast; elsewhere they would be accepted and
+ * silently do nothing.
+ */
+export function addProjectOptions(command: Command, { selection = true, execution = selection }: { selection?: boolean; execution?: boolean } = {}): Command {
   command
     .option('--project-dir <dir>', 'directory containing cdp_project.yml', process.env['CDP_PROJECT_DIR'] ?? '.')
     .option('--profiles-dir <dir>', 'directory containing profiles.yml (default: $CDP_PROFILES_DIR, the project, ~/.cdp)')
@@ -20,7 +25,10 @@ export function addProjectOptions(command: Command, { selection = true }: { sele
     command
       .option('-s, --select <selector...>', 'nodes to include (dbt selector syntax: name, +name, name+, tag:x, path:dir, state:modified)')
       .option('--exclude <selector...>', 'nodes to exclude')
-      .option('--state <dir>', 'directory of a previous manifest.json, for state: selectors')
+      .option('--state <dir>', 'directory of a previous manifest.json, for state: selectors');
+  }
+  if (execution) {
+    command
       .option('--threads <n>', 'number of threads (default: the target\'s threads)')
       .option('--full-refresh', 'rebuild incremental models from scratch')
       .option('-x, --fail-fast', 'stop at the first failure');

@@ -164,10 +164,21 @@ describe('--help', () => {
     expect(run.code).toBe(0);
     if (command !== 'init') expect(run.stdout).toContain('--project-dir');
     if (['seed', 'compile', 'run', 'test', 'build', 'ls'].includes(command)) {
-      for (const flag of ['--select', '--exclude', '--threads', '--full-refresh', '--fail-fast', '--state', '--target', '--vars', '--log-format', '--profiles-dir']) {
+      for (const flag of ['--select', '--exclude', '--state', '--target', '--vars', '--log-format', '--profiles-dir']) {
         expect(run.stdout).toContain(flag);
       }
+      // Flags that only change how nodes are built are offered only where nodes are built.
+      for (const flag of ['--threads', '--full-refresh', '--fail-fast']) {
+        if (command === 'ls') expect(run.stdout).not.toContain(flag);
+        else expect(run.stdout).toContain(flag);
+      }
     }
+  });
+
+  it.each([['plan', '--threads', '2'], ['sync', '--full-refresh'], ['ls', '--fail-fast']])('cdp %s refuses %s, which would do nothing there (exit 2)', async (command, ...flag) => {
+    const run = await track(new TempProject()).cdp([command, ...flag]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`unknown option '${flag[0]}'`);
   });
 });
 

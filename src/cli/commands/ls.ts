@@ -10,7 +10,7 @@ interface LsFlags extends CliFlags {
 }
 
 export function registerLsCommand(program: Command, ctx: CommandContext): void {
-  addProjectOptions(program.command('ls').alias('list'))
+  addProjectOptions(program.command('ls').alias('list'), { execution: false })
     .description('list the selected nodes')
     .addOption(new Option('--resource-type <type...>', 'only these resource types').choices(RESOURCE_TYPES))
     .addOption(new Option('--output <format>', 'what to print per node').choices(['name', 'path', 'selector', 'json']).default('selector'))

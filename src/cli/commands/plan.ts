@@ -16,7 +16,7 @@ interface PlanFlags extends CliFlags {
 
 /** `cdp plan`: what `cdp sync` would send, per destination (docs/destinations.md). Sends nothing, writes no state. */
 export function registerPlanCommand(program: Command, ctx: CommandContext): void {
-  addProjectOptions(program.command('plan'))
+  addProjectOptions(program.command('plan'), { execution: false })
     .description('show what `cdp sync` would send per destination: adds, changes, removes, samples and rejected rows; sends nothing')
     .option('--json', 'print the plan as JSON')
     .option('--format <format>', 'text, markdown (for a pull-request comment) or json (same as --json); default text')

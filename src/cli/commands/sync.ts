@@ -25,7 +25,7 @@ interface HistoryFlags extends CliFlags {
 
 /** `cdp sync`: send each selected destination its changes (docs/destinations.md). */
 export function registerSyncCommand(program: Command, ctx: CommandContext): void {
-  const sync = addProjectOptions(program.command('sync'));
+  const sync = addProjectOptions(program.command('sync'), { execution: false });
   sync
     .description('send the planned adds, changes and removes to each selected destination; state advances per acknowledged batch')
     .option('--json', 'print the run summary as JSON (planned/succeeded/failed × add/change/remove)')
@@ -33,7 +33,7 @@ export function registerSyncCommand(program: Command, ctx: CommandContext): void
     .action(async (flags: SyncFlags) => {
       ctx.exitCode = await syncCommand(flags, ctx);
     });
-  addProjectOptions(sync.command('history'))
+  addProjectOptions(sync.command('history'), { execution: false })
     .description('show past sync runs from cdp_sync.runs: status, timing, planned/succeeded/failed × add/change/remove, rejected records; newest first')
     .option('--json', 'print the runs as JSON')
     .option('--limit <n>', 'how many runs to show (newest first)', String(DEFAULT_HISTORY_LIMIT))
