@@ -297,7 +297,8 @@ class ProjectCompiler {
   /** golden_record.yml: the event timeline and traits (src/profiles/generator.ts); needs identity.yml. */
   private addProfileModels(): void {
     const file = goldenRecordFileOf(this.project.config.root);
-    if (!file) return;
+    // identity.yml exists but is broken: its own error says so; "needs identity.yml" would mislead.
+    if (!file || (this.identityFile !== undefined && this.identity === undefined)) return;
     try {
       const rules = loadGoldenRecord(file, this.identity);
       this.addGeneratedModels('profiles', file, this.userText([this.identityFile, file]), profileModels(this.dialect, rules, this.identity!));

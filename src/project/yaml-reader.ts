@@ -46,9 +46,18 @@ export class YamlValue {
 
   /** The line of this value's key in the file, when it exists there. */
   get line(): number | undefined {
-    const node = this.path.length === 0 ? this.doc.contents : (this.doc.getIn(this.path, true) as YamlAstNode | undefined);
+    const node = this.path.length === 0 ? this.doc.contents : (this.keyNode() ?? (this.doc.getIn(this.path, true) as YamlAstNode | undefined));
     const offset = node && 'range' in node && node.range ? node.range[0] : undefined;
     return offset === undefined ? undefined : this.lines.linePos(offset).line;
+  }
+
+  /** The key of this value in its parent mapping: a block value starts on the line after its key. */
+  private keyNode(): YamlAstNode | undefined {
+    const parent = this.path.length === 1 ? this.doc.contents : this.doc.getIn(this.path.slice(0, -1), true);
+    if (!isMap(parent)) return undefined;
+    const last = this.path[this.path.length - 1];
+    const pair = parent.items.find((item) => (isScalar(item.key) ? item.key.value : item.key) === last);
+    return pair && isScalar(pair.key) ? (pair.key as YamlAstNode) : undefined;
   }
 
   error(code: string, message: string, hint?: string): ConfigError {

@@ -449,6 +449,18 @@ describe('unknown keys', () => {
     expect(run.stderr).toMatch(/hint: .*\bmodel-paths\b/);
     expectNothingWritten(p);
   });
+
+  it('in identity.yml: one error, not a second one claiming golden_record.yml has no identity.yml', async () => {
+    const p = project({
+      ...MODEL,
+      'identity.yml': 'identifier_typos:\n  email: { normalize: email }\n',
+      'golden_record.yml': 'computed_traits: {}\n',
+    });
+    const run = await cdp(p, ['compile']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/identity\.yml:1 \(key `identifier_typos`\): Unknown key `identifier_typos`/);
+    expect(run.stderr).not.toContain('needs identity.yml');
+  });
 });
 
 // ---------------------------------------------------------------------------------------
