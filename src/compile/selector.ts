@@ -293,6 +293,10 @@ function parseChildren(cursor: Cursor): number | undefined {
   const depth = cursor.peek();
   if (depth.kind !== 'word') return Infinity;
   cursor.next();
+  if (!/^\d+$/.test(depth.text)) {
+    // `3x+orders`: the depth prefix was mistyped, and `orders` read as a descendant depth.
+    cursor.fail(depth.column, `'+' after a node name ends the selector or takes a descendant depth (a number), got '${depth.text}'; an ancestor depth goes first and is a number too: N+name`);
+  }
   return parseDepth(cursor, depth);
 }
 

@@ -394,6 +394,8 @@ describe('selectNodes', () => {
 
   it('reports invalid --exclude text and missing state', () => {
     expect(() => selectNodes(dag, { select: ['a'], exclude: ['a,,b'] })).toThrow(/"a,,b"/);
+    // A mistyped ancestor depth: the message says what '+' takes, not just "bad depth".
+    expect(() => selectNodes(dag, { select: ['3x+stg_orders'] })).toThrow(/'\+' after a node name ends the selector or takes a descendant depth \(a number\), got 'stg_orders'; an ancestor depth goes first and is a number too: N\+name/);
     expect(() => selectNodes(dag, { select: ['state:modified'] })).toThrow(expect.objectContaining({ code: 'state-missing' }));
     const previous = new Map(nodes.map((n) => [n.uniqueId, { checksum: n.checksum }]));
     expect(selectNodes(dag, { select: ['state:modified'], previous }).size).toBe(0);
