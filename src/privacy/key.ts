@@ -69,13 +69,27 @@ export function keyPads(key: string): { inner: string; outer: string } {
  * is an error for the same reason.
  */
 export async function loadPrivacyKey(session: Session, d: Dialect, database: string | undefined, key: PrivacyKey, purpose: string): Promise<void> {
+  await checkPrivacyKey(session, d, database, key, purpose);
+  if (key.value === undefined) {
+    await session.execute(d.loadPrivacyKeySql(null, null));
+    return;
+  }
+  const pads = keyPads(key.value);
+  await session.execute(d.loadPrivacyKeySql(pads.inner, pads.outer));
+}
+
+/**
+ * Throws ConfigError when the key is missing while tombstones exist, or is not the key they were
+ * made with; records the key's fingerprint with the first use. `cdp run` calls it before any node
+ * runs, so a missing key stops the whole invocation (exit 2), not one node after others ran.
+ */
+export async function checkPrivacyKey(session: Session, d: Dialect, database: string | undefined, key: PrivacyKey, purpose: string): Promise<void> {
   for (const sql of createPrivacySql(d, database)) await session.execute(sql);
   const state = d.quoteRelation(privacyRelation(database, 'state'));
   const [check] = await session.query(`SELECT value FROM ${state} WHERE name = 'key_check'`);
   if (key.value === undefined) {
     const [row] = await session.query(`SELECT COUNT(*) AS n FROM (${tombstonesSql(d, database)}) AS t`);
     if (Number(row?.['n'] ?? 0) > 0) requireKey(key, `${purpose} (the project has ${Number(row?.['n'])} tombstone(s) to honour)`);
-    await session.execute(d.loadPrivacyKeySql(null, null));
     return;
   }
   const fingerprint = hmacHex(key.value, KEY_CHECK_INPUT);
@@ -85,6 +99,4 @@ export async function loadPrivacyKey(session: Session, d: Dialect, database: str
     });
   }
   if (!check) await session.execute(`INSERT INTO ${state} (name, value) VALUES ('key_check', ${d.stringLiteral(fingerprint)})`);
-  const pads = keyPads(key.value);
-  await session.execute(d.loadPrivacyKeySql(pads.inner, pads.outer));
 }

@@ -19,7 +19,7 @@ import { runDataTest } from './data-test.js';
 import type { EventLogger } from './events.js';
 import { executeGraph } from './executor.js';
 import { materialize } from './materialize.js';
-import { loadPrivacyKey, readPrivacyKey, type PrivacyKey } from '../privacy/key.js';
+import { checkPrivacyKey, loadPrivacyKey, readPrivacyKey, type PrivacyKey } from '../privacy/key.js';
 import type { NodeResult, TimingEntry } from './result.js';
 
 /** Flags shared by every command that reads a project (dbt's global flags). */
@@ -92,6 +92,12 @@ export async function executeInvocation(
   const total = runnable.size;
 
   try {
+    const edges = compiled.identity ? dag.nodes.get(`model.${compiled.projectName}.identity_edges`) : undefined;
+    if (edges && runnable.has(edges.uniqueId) && 'relation' in edges) {
+      // Before any node runs: without the key, honouring the tombstones is impossible, and a
+      // half-built project (the nodes that do not read identity_edges) would be the result.
+      await checkPrivacyKey(await sessionFor(0), prepared.dialect, edges.relation.database, prepared.privacyKey, 'building identity_edges');
+    }
     await createSchemas(warehouse, dag, runnable);
     const results = await executeGraph(dag, runnable, {
       threads,

@@ -191,10 +191,13 @@ describe('bad deletion requests (nothing written)', () => {
   });
 
   it('a changed key is refused rather than silently resurrecting deleted people', async () => {
-    const run = expectCode(await p.cdp(['run'], { ...env, CDP_PRIVACY_KEY: 'another-key-of-enough-length-000' }), 1);
+    // Refused before any node runs (exit 2): no half-built project, no run_results.json rewritten.
+    const before = p.read('target/run_results.json');
+    const run = expectCode(await p.cdp(['run'], { ...env, CDP_PRIVACY_KEY: 'another-key-of-enough-length-000' }), 2);
     expect(output(run)).toMatch(/not the key the existing tombstones were made with/);
-    const missing = expectCode(await p.cdp(['run'], { ...env, CDP_PRIVACY_KEY: '' }), 1);
+    const missing = expectCode(await p.cdp(['run'], { ...env, CDP_PRIVACY_KEY: '' }), 2);
     expect(output(missing)).toMatch(/CDP_PRIVACY_KEY is not set.*tombstone/);
+    expect(p.read('target/run_results.json')).toBe(before);
   });
 });
 
