@@ -35,14 +35,26 @@ export function csvProblem(file: string): CsvProblem | undefined {
   const buffer = Buffer.alloc(1 << 20);
   const fd = openSync(file, 'r');
   try {
-    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) {
-      const problem = scanner.feed(buffer.subarray(0, n));
+    for (let n = readSync(fd, buffer), first = true; n > 0; n = readSync(fd, buffer), first = false) {
+      const problem = (first ? otherDelimiter(buffer.subarray(0, n)) : undefined) ?? scanner.feed(buffer.subarray(0, n));
       if (problem) return problem;
     }
   } finally {
     closeSync(fd);
   }
   return scanner.end();
+}
+
+/**
+ * A header with no comma but a semicolon or a tab: a `;`- or tab-separated export, which would
+ * pass the field count check (one field per row) and load as one column named after the header.
+ */
+function otherDelimiter(firstChunk: Buffer): CsvProblem | undefined {
+  const end = firstChunk.indexOf(LF);
+  const header = firstChunk.subarray(0, end === -1 ? firstChunk.length : end).toString('utf8');
+  if (header.includes(',')) return undefined;
+  const delimiter = header.includes(';') ? ';' : header.includes('\t') ? 'a tab' : undefined;
+  return delimiter ? { line: 1, message: `the header is separated by ${delimiter === ';' ? '`;`' : delimiter}, not commas: cdp reads comma-separated CSV (export the file with commas)` } : undefined;
 }
 
 class CsvScanner {

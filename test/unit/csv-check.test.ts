@@ -26,6 +26,8 @@ describe('csvProblem', () => {
     ['a quote inside an unquoted value, as DuckDB reads it', `${HEADER}1,a@x.com,2026-01-01,5'10"\n`],
     ['empty values', `${HEADER},,,\n`],
     ['only a header', HEADER],
+    ['one column', 'email\na@x.com\n'],
+    ['a semicolon inside a value of a comma-separated file', `${HEADER}1,"a;b@x.com",2026-01-01,free\n`],
     ['an empty file', ''],
   ])('accepts %s', (_name, text) => {
     expect(check(text)).toBeUndefined();
@@ -37,6 +39,8 @@ describe('csvProblem', () => {
     ['a quote that never closes', `${HEADER}1,a@x.com,2026-01-01,free\n2,"b@x.com,2026-01-02,pro\n3,c@x.com,2026-01-03,pro\n`, 3, 'never closed'],
     ['text after a closing quote', `${HEADER}1,"a"@x.com,2026-01-01,free\n`, 2, 'after its closing quote'],
     ['a ragged row after a multi-line quoted value', `${HEADER}1,a@x.com,"line\nbreak",free\n2,b@x.com\n`, 4, 'the row has 2 fields'],
+    ['a semicolon-separated export', 'customer_id;email\n1;a@x.com\n', 1, 'separated by `;`, not commas'],
+    ['a tab-separated export', 'customer_id\temail\n1\ta@x.com\n', 1, 'separated by a tab, not commas'],
   ])('rejects %s, naming the line', (_name, text, line, message) => {
     const problem = check(text);
     expect(problem?.line).toBe(line);
