@@ -21,8 +21,16 @@ export interface RenderState {
 
 const STATE = Symbol('cdp-render-state');
 
-/** Env vars that look like secrets are refused in models: rendered SQL is written to disk. */
+/** Env vars and vars that look like secrets are refused in models: rendered SQL is written to disk. */
 const SECRET_NAME = /SECRET|PASSWORD|TOKEN|PRIVATE_KEY|CREDENTIAL/i;
+
+function refuseSecretName(kind: 'Env var' | 'Var', name: string, options: HelperOptions): void {
+  if (!SECRET_NAME.test(name)) return;
+  throw new CompileError(kind === 'Var' ? 'var-secret-in-model' : 'env-secret-in-model', `${kind} \`${name}\` looks like a secret and cannot be used in a model`, {
+    at: at(options),
+    hint: 'Compiled SQL is written to target/compiled. Reference secrets only in profiles.yml.',
+  });
+}
 
 interface HelperOptions {
   data: { root: { [STATE]: RenderState } };
@@ -56,6 +64,7 @@ export class TemplateRenderer {
     this.hb.registerHelper('var', (...args: unknown[]) => {
       const options = args.pop() as HelperOptions;
       const [name, fallback] = args as [string, unknown];
+      refuseSecretName('Var', name, options);
       const vars = stateOf(options).vars;
       if (Object.hasOwn(vars, name)) return printable(vars[name]);
       if (args.length > 1) return printable(fallback);
@@ -67,12 +76,7 @@ export class TemplateRenderer {
     this.hb.registerHelper('env', (...args: unknown[]) => {
       const options = args.pop() as HelperOptions;
       const [name, fallback] = args as [string, unknown];
-      if (SECRET_NAME.test(name)) {
-        throw new CompileError('env-secret-in-model', `Env var \`${name}\` looks like a secret and cannot be used in a model`, {
-          at: at(options),
-          hint: 'Compiled SQL is written to target/compiled. Reference secrets only in profiles.yml.',
-        });
-      }
+      refuseSecretName('Env var', name, options);
       const value = stateOf(options).env[name];
       if (value !== undefined) return value;
       if (args.length > 1) return printable(fallback);

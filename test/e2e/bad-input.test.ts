@@ -197,6 +197,19 @@ describe('missing environment variables', () => {
     expect(run.stderr).toMatch(/hint: Export CDP_BAD_INPUT_REGION/);
     expectNothingWritten(p);
   });
+
+  it.each([
+    ['{{ env "CDP_API_TOKEN" }}', 'Env var `CDP_API_TOKEN`'],
+    ['{{ var "warehouse_password" "x" }}', 'Var `warehouse_password`'],
+  ])('refuses a secret-looking name in a model (%s): compiled SQL is written to disk', async (call, what) => {
+    const p = project({ 'models/a.sql': `select '${call}' as leak\n` });
+    const run = await cdp(p, ['compile'], { CDP_API_TOKEN: 'tok-should-never-appear' });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`${what} looks like a secret and cannot be used in a model`);
+    expect(run.stderr).toContain('models/a.sql:1');
+    expect(output(run)).not.toContain('tok-should-never-appear');
+    expectNothingWritten(p);
+  });
 });
 
 // ---------------------------------------------------------------------------------------
