@@ -2,7 +2,7 @@ import { CdpError, ExitCode } from '../errors.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { RelationInfo, Session } from '../warehouse/warehouse.js';
 import type { Contract } from './contract.js';
-import { diffSql, duplicateExamplesSql, keyViolationsSql, planCountsSql, planSummarySql, staleFingerprintsSql, stateRelation, type DiffInputs } from './sql.js';
+import { diffSql, duplicateExamplesSql, keyViolationsSql, planCountsSql, planSummarySql, quarantinedPredicate, staleFingerprintsSql, stateRelation, type DiffInputs } from './sql.js';
 import { privacyRelation } from '../privacy/tables.js';
 import { DEFAULT_PRIVACY_KEY_ENV, loadPrivacyKey, requireKey, type PrivacyKey } from '../privacy/key.js';
 
@@ -39,6 +39,10 @@ export interface DestinationPlan {
   mapping_changed: boolean;
   /** Differences the contract's mode does not send (e.g. changes in `insert` mode, removes with `on_remove: nothing`). */
   not_sent: OpCounts;
+  /** Differences the sync will hold back, not counted in `planned`: quarantined (same op and payload as when quarantined). */
+  quarantined: number;
+  /** ...and, for a destination that cannot deduplicate, records a crashed run may have delivered (sent again only with --resend-in-doubt). */
+  in_doubt: number;
   samples: Record<Op, PlanSample[]>;
 }
 
@@ -123,9 +127,45 @@ function parsePayload(value: unknown): unknown {
 /** Preflight, then the diff's counts and samples. Reads only: writes no state and sends nothing. */
 export async function planDestination(session: Session, d: Dialect, contract: Contract, privacyKey?: PrivacyKey): Promise<DestinationPlan> {
   const inputs = await preflight(session, d, contract, privacyKey);
-  const plan = await summarizePlan(session, d, contract, diffSql(d, contract, inputs));
+  const diff = diffSql(d, contract, inputs);
+  const plan = await summarizePlan(session, d, contract, diff);
   plan.mapping_changed = inputs.mappingChanged;
+  await countHeldBack(session, d, contract, diff, plan);
   return plan;
+}
+
+/** A plan row (alias `p`) whose key and payload are in doubt at its destination (cdp_sync.in_doubt). */
+export function inDoubtPredicate(d: Dialect, contract: Contract): string {
+  return `EXISTS (SELECT 1 FROM ${d.quoteRelation(stateRelation(contract.relation.database, 'in_doubt'))} AS i WHERE i.destination = ${d.literal(contract.name)} AND i.primary_key = p.primary_key AND i.payload_hash = p.payload_hash)`;
+}
+
+/**
+ * What `cdp sync` would hold back, as it does: records in doubt first (a destination that cannot
+ * deduplicate), then quarantined ones; both leave `planned`. The diff runs a second time only when
+ * the destination has such records at all.
+ */
+async function countHeldBack(session: Session, d: Dialect, contract: Contract, diff: string, plan: DestinationPlan): Promise<void> {
+  const db = contract.relation.database;
+  const dest = d.literal(contract.name);
+  const guarded = contract.connector.capabilities.deduplicates === false;
+  const any = async (table: 'rejections' | 'in_doubt', where: string) =>
+    (await session.describe(stateRelation(db, table))) !== undefined &&
+    num((await session.query(`SELECT COUNT(*) AS n FROM ${d.quoteRelation(stateRelation(db, table))} WHERE destination = ${dest}${where}`))[0]?.['n']) > 0;
+  const inDoubt = guarded && (await any('in_doubt', ''));
+  const quarantined = await any('rejections', ` AND status = 'quarantined'`);
+  if (!inDoubt && !quarantined) return;
+  const held = inDoubt ? inDoubtPredicate(d, contract) : 'FALSE';
+  const rows = await session.query(`SELECT p.op,
+  SUM(CASE WHEN ${held} THEN 1 ELSE 0 END) AS in_doubt,
+  SUM(CASE WHEN NOT (${held}) AND ${quarantined ? quarantinedPredicate(d, contract) : 'FALSE'} THEN 1 ELSE 0 END) AS quarantined
+FROM (${diff}) AS p WHERE p.send GROUP BY p.op`);
+  for (const row of rows) {
+    const op = String(row['op']) as Op;
+    const [i, q] = [num(row['in_doubt']), num(row['quarantined'])];
+    plan.planned[op] -= i + q;
+    plan.in_doubt += i;
+    plan.quarantined += q;
+  }
 }
 
 /**
@@ -144,6 +184,8 @@ export async function summarizePlan(session: Session, d: Dialect, contract: Cont
     rejected: { consent: 0 },
     mapping_changed: false,
     not_sent: { add: 0, change: 0, remove: 0 },
+    quarantined: 0,
+    in_doubt: 0,
     samples: { add: [], change: [], remove: [] },
   };
   const summary = options.samples ? planSummarySql(d, rows, SAMPLE_SIZE) : planCountsSql(rows);

@@ -23,6 +23,8 @@ function notSent(plan: DestinationPlan, c: Contract): string[] {
   if (plan.mapping_changed) lines.push(`the mapping changed since the last sync: every synced row is re-sent (${plan.planned.change} change(s))`);
   if (plan.not_sent.change > 0) lines.push(`${plan.not_sent.change} change(s) not sent: mode ${c.mode} does not send changes`);
   if (plan.not_sent.remove > 0) lines.push(`${plan.not_sent.remove} row(s) left the model and stay at the destination (on_remove: ${c.onRemove})`);
+  if (plan.quarantined > 0) lines.push(`${plan.quarantined} quarantined record(s) not counted: the sync sends each again once its payload changes`);
+  if (plan.in_doubt > 0) lines.push(`${plan.in_doubt} record(s) in doubt not counted: a crashed run may have delivered them; \`cdp sync --resend-in-doubt\` sends them`);
   return lines;
 }
 

@@ -166,7 +166,10 @@ describe('the webhook connector', () => {
       { attempts: 1, status: 'rejected' },
       { attempts: 2, status: 'quarantined' },
     ]);
-    // Quarantined: not sent again, not counted as planned; the run succeeds and says so.
+    // Quarantined: not sent again, not counted as planned (cdp plan agrees); the run succeeds and says so.
+    const plan = JSON.parse(expectCode(await p.cdp(['plan', '--json']), 0).stdout).destinations[0];
+    expect(plan).toMatchObject({ planned: { add: 0, change: 0, remove: 0 }, quarantined: 1, in_doubt: 0 });
+    expect(expectCode(await p.cdp(['plan']), 0).stdout).toMatch(/1 quarantined record\(s\) not counted: the sync sends each again once its payload changes/);
     const sent = hook.requests.length;
     const third = await sync(p, 0);
     expect(third).toMatchObject({ status: 'success', quarantined: 1, planned: { add: 0 } });
