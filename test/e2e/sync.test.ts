@@ -177,6 +177,27 @@ mapping:
     expect((await planJson(p))['destinations'][0]).toMatchObject({ planned: { add: 0, change: 0, remove: 0 }, mapping_changed: false });
   });
 
+  it('a value the warehouse cannot cast stops its own destination, named; the others sync and the summary is printed', async () => {
+    const simple = (name: string, mapping: string) => `name: ${name}\nmodel: scores\ntype: file\nprimary_key: id\nmapping:\n  ${mapping}\nmode: mirror\n`;
+    const p = track(duckdbProject({
+      'models/scores.sql': "select * from (values (1, 'p1', '12'), (2, 'p2', 'abc')) t(id, profile_id, score_text)\n",
+      'destinations/a_good.yml': simple('a_good', 's: score_text'),
+      'destinations/b_bad.yml': simple('b_bad', 's: { column: score_text, type: integer }'),
+      'destinations/c_good.yml': simple('c_good', 's: score_text'),
+    }));
+    expectCode(await p.cdp(['build']), 0);
+    const plan = JSON.parse(expectCode(await p.cdp(['plan', '--json']), 1).stdout);
+    expect(plan.destinations.map((d: { destination: string; status: string }) => [d.destination, d.status])).toEqual([['a_good', 'planned'], ['b_bad', 'failed'], ['c_good', 'planned']]);
+    const run = expectCode(await p.cdp(['sync', '--json']), 1);
+    const summary = JSON.parse(run.stdout);
+    expect(summary.destinations.map((d: { destination: string; status: string }) => [d.destination, d.status])).toEqual([['a_good', 'success'], ['c_good', 'success']]);
+    expect(summary.errors).toMatchObject([{ destination: 'b_bad' }]);
+    expect(run.stderr).toMatch(/Destination `b_bad`: .*Could not convert string 'abc'/);
+    expect(outbox(p, 'a_good').flatMap((f) => f.lines)).toHaveLength(2);
+    expect(outbox(p, 'c_good').flatMap((f) => f.lines)).toHaveLength(2);
+    expect(outbox(p, 'b_bad')).toEqual([]);
+  });
+
   it('rejects duplicate and NULL primary keys with a count and examples, sending nothing (exit 1)', async () => {
     const p = project({ 'seeds/people.csv': PEOPLE + '2,p2,b2@example.com,Ben2,1\n3,p3,c2@example.com,Cy2,1\n,p1,x@example.com,X,1\n' });
     expectCode(await p.cdp(['build']), 0);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError, ExitCode } from '../../errors.js';
+import { ConfigError, ExitCode, WarehouseError } from '../../errors.js';
 import { redact } from '../../project/secrets.js';
 import { planDestination, SyncPlanError } from '../../sync/plan.js';
 import { planMarkdown, planText, type PlanEntry } from '../../sync/report.js';
@@ -39,8 +39,9 @@ async function planCommand(flags: PlanFlags, ctx: CommandContext): Promise<ExitC
       try {
         entries.push({ contract, plan: await planDestination(session, prepared.dialect, contract, prepared.privacyKey) });
       } catch (error) {
-        if (!(error instanceof SyncPlanError)) throw error;
-        entries.push({ contract, error: error.describe() });
+        // One destination's failure (a bad plan, SQL the warehouse refuses) does not hide the others'.
+        if (!(error instanceof SyncPlanError) && !(error instanceof WarehouseError)) throw error;
+        entries.push({ contract, error: error instanceof WarehouseError ? `Destination \`${contract.name}\`: ${error.describe()}` : error.describe() });
       }
     }
   });

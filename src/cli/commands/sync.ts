@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { BusyError, ConfigError, ExitCode } from '../../errors.js';
+import { BusyError, ConfigError, ExitCode, WarehouseError } from '../../errors.js';
 import { targetDatabase } from '../../project/target.js';
 import { prepareInvocation } from '../../run/invocation.js';
 import { redact } from '../../project/secrets.js';
@@ -100,9 +100,11 @@ async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitC
         try {
           results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey, resendInDoubt: flags.resendInDoubt ?? false, onBatch: progress?.update, heartbeatSession }));
         } catch (error) {
-          // A destination whose plan fails (or whose lock is held) sends nothing; the others go on.
-          if (!(error instanceof SyncPlanError) && !(error instanceof BusyError)) throw error;
-          errors.push({ destination: contract.name, error: error.describe(), busy: error instanceof BusyError });
+          // A destination whose plan fails, whose lock is held, or whose SQL the warehouse refuses
+          // (a mapped value that does not fit its type) stops alone, state intact; the others go on.
+          if (!(error instanceof SyncPlanError) && !(error instanceof BusyError) && !(error instanceof WarehouseError)) throw error;
+          const what = error instanceof WarehouseError ? `Destination \`${contract.name}\`: ${error.describe()}` : error.describe();
+          errors.push({ destination: contract.name, error: what, busy: error instanceof BusyError });
         } finally {
           progress?.end();
         }
