@@ -2,7 +2,7 @@ import * as crypto from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { Destination, OutboundRecord, RecordMeta, RecordResult } from '../destinations/destination.js';
 import type { Dialect } from '../warehouse/dialect.js';
-import type { Row, Session } from '../warehouse/warehouse.js';
+import type { ColumnBatch, Session } from '../warehouse/warehouse.js';
 import { privacyRelation } from '../privacy/tables.js';
 import type { PrivacyKey } from '../privacy/key.js';
 import type { Contract } from './contract.js';
@@ -13,7 +13,6 @@ import { planSize, preflight, summarizePlan, type Op, type OpCounts } from './pl
 import {
   consentRemovalsSql,
   createStateSql,
-  diffSql,
   markInDoubtSql,
   materializePlanSql,
   PENDING_WINDOW,
@@ -158,7 +157,7 @@ export async function syncDestination(
     // The run's plan, materialised once: the audit record, what the delivery loop reads, and
     // where acknowledged records are copied into the snapshot from. Counted from there, so the
     // diff runs once per sync.
-    await writer.execute(materializePlanSql(d, contract, options.runId, diffSql(d, contract, inputs)));
+    await writer.execute(materializePlanSql(d, contract, options.runId, inputs));
     const plan = await summarizePlan(writer, d, contract, planRowsSql(d, contract, options.runId), { samples: false });
     const lastSeq = planSize(plan);
     result.planned = { ...plan.planned };
@@ -188,8 +187,6 @@ export async function syncDestination(
     if (total > 0) {
       connector = await contract.connector.open({ destination: contract.name, object: contract.object, runId: options.runId, projectRoot: options.projectRoot, mode: contract.mode, options: contract.options, unacknowledgedSince });
       const delivery = deliverer(connector, contract.delivery, !guarded);
-      // What the engine keeps per record until its outcome is committed.
-      const raw = new Map<OutboundRecord, PlannedRow>();
       let done = 0;
       // The writer session runs one job at a time, never interleaving two transactions.
       const write = serialWriter(async (jobs) => {
@@ -198,33 +195,23 @@ export async function syncDestination(
           return;
         }
         const parts = jobs.filter((j): j is AckJob => j.kind === 'ack');
-        await commitBatch(writer, d, contract, options.runId, parts, result, raw);
+        await commitBatch(writer, d, contract, options.runId, parts, result);
         for (const part of parts) done += part.batch.length;
         options.onBatch?.(done, total);
       });
       // A batch holds its send slot until its outcome is committed, so a crash leaves at most
       // `concurrency` batches sent but not committed: what a rerun may send again.
       const acknowledge = (batch: OutboundRecord[], results: RecordResult[]): Promise<void> =>
-        write({ kind: 'ack', batch, results }).then(
-          () => {
-            for (const r of batch) raw.delete(r);
-          },
-          (error: unknown) => {
-            throw new WarehouseFailure(error);
-          },
-        );
+        write({ kind: 'ack', batch, results }).catch((error: unknown) => {
+          throw new WarehouseFailure(error);
+        });
       let fatal: unknown;
       let givenUp = 0;
       const inFlight = new Set<Promise<void>>();
-      for await (const rows of pendingBatches(reader, d, contract, options.runId, lastSeq)) {
-        const batch = rows.map((row) => {
-          const record = toRecord(contract, row);
-          raw.set(record, plannedRow(row));
-          return record;
-        });
+      for await (const batch of pendingBatches(reader, d, contract, options.runId, lastSeq)) {
         // Before a non-deduplicating destination sees a batch, its records are marked in doubt
         // (committed); the commit of their outcome clears the marks.
-        if (guarded) await write({ kind: 'mark', seqs: batch.map((r) => raw.get(r)!.seq) });
+        if (guarded) await write({ kind: 'mark', seqs: batch.map(seqOf) });
         if (heartbeat?.lost) {
           fatal ??= new DestinationStopped(heartbeat.lost);
           break;
@@ -318,15 +305,17 @@ async function oldestRunSinceSuccess(writer: Session, d: Dialect, contract: Cont
  * windows of at most PENDING_WINDOW plan rows (by seq): the warehouse sorts and holds one window, not the
  * whole plan, and Node one batch of it at a time (plus the batches in flight).
  */
-async function* pendingBatches(reader: Session, d: Dialect, contract: Contract, runId: string, lastSeq: number): AsyncIterable<Row[]> {
-  let pending: Row[] = [];
+async function* pendingBatches(reader: Session, d: Dialect, contract: Contract, runId: string, lastSeq: number): AsyncIterable<PlannedRecord[]> {
+  let pending: PlannedRecord[] = [];
   // The first window is a few batches, so the first one leaves without waiting for a sort of
   // PENDING_WINDOW rows; each next window doubles, up to PENDING_WINDOW.
   const first = Math.min(PENDING_WINDOW, 2 * contract.batchSize * contract.delivery.concurrency);
   for (let from = 1, size = first; from <= lastSeq; from += size, size = Math.min(PENDING_WINDOW, 2 * size)) {
-    for await (const rows of reader.stream(pendingSql(d, contract, runId, from, from + size), contract.batchSize)) {
+    // Read as columns: no object per row on the way from the warehouse to the record.
+    for await (const columns of reader.streamColumns(pendingSql(d, contract, runId, from, from + size), contract.batchSize)) {
       // A window's last batch is usually short: topped up from the next window.
-      pending = pending.length === 0 ? rows : pending.concat(rows);
+      const records = plannedRecords(contract, columns);
+      pending = pending.length === 0 ? records : pending.concat(records);
       while (pending.length >= contract.batchSize) {
         yield pending.slice(0, contract.batchSize);
         pending = pending.slice(contract.batchSize);
@@ -372,25 +361,13 @@ function serialWriter(run: (jobs: WriterJob[]) => Promise<void>): (job: WriterJo
     });
 }
 
-/** What the engine keeps about each record in flight, beyond what the connector sees. */
-interface PlannedRow {
-  /** The record's row in the run's plan (cdp_sync.plans.seq): where its snapshot row is copied from. */
-  seq: number;
-  profileId: string | null;
-}
-
-function plannedRow(row: Row): PlannedRow {
-  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
-  return { seq: Number(row['seq']), profileId: text(row['profile_id']) };
-}
-
 /**
  * Deletion requests (docs/privacy.md): an acknowledged erasure marks the request done for this
  * destination once no snapshot row of its profiles is left, and scrubs the person's keys and
  * payloads from the plans and rejections of past runs; a rejected one is marked failed with the
  * reason and retried by the next sync, like any rejected record.
  */
-function erasureStatements(d: Dialect, contract: Contract, acked: OutboundRecord[], rejected: { record: OutboundRecord; reason: string }[], raw: Map<OutboundRecord, PlannedRow>): string[] {
+function erasureStatements(d: Dialect, contract: Contract, acked: OutboundRecord[], rejected: { record: OutboundRecord; reason: string }[]): string[] {
   const db = contract.relation.database;
   const dest = d.literal(contract.name);
   const erasedKeys = acked.filter((r) => r.removal === 'erase').map((r) => d.literal(r.key));
@@ -412,8 +389,8 @@ WHERE pg.destination = ${dest} AND pg.status <> 'done'
     );
   }
   for (const { record, reason } of failed) {
-    const profile = raw.get(record)?.profileId;
-    if (profile === null || profile === undefined) continue;
+    const profile = profileIdOf(record);
+    if (profile === null) continue;
     statements.push(`UPDATE ${propagation} AS pg SET status = 'failed', reason = ${d.literal(reason)}, updated_at = ${now}, attempts = pg.attempts + 1
 WHERE pg.destination = ${dest} AND pg.status <> 'done' AND pg.request_id IN (SELECT request_id FROM ${requestProfiles} WHERE profile_id = ${d.literal(profile)})`);
   }
@@ -427,23 +404,55 @@ class WarehouseFailure extends Error {
   }
 }
 
-function toRecord(contract: Contract, row: Row): OutboundRecord {
-  const op = String(row['op']) as Op;
-  const key = String(row['primary_key']);
-  const payloadHash = String(row['payload_hash']);
-  const payloadJson = String(row['payload']);
-  let payload: Record<string, unknown> | undefined;
-  const record: OutboundRecord = {
-    op, key, idempotencyKey: idempotencyKey(contract.name, key, op, payloadHash), payloadHash, payloadJson,
-    // Parsed on first use: a connector that splices payloadJson never pays for it.
-    get payload() {
-      return (payload ??= JSON.parse(payloadJson) as Record<string, unknown>);
-    },
-  };
-  if (op === 'remove') record.removal = row['reason'] === 'privacy' ? 'erase' : contract.onRemove === 'clear' ? 'clear' : 'delete';
-  const meta = row['meta'];
-  if (typeof meta === 'string' && meta !== '') record.meta = JSON.parse(meta) as RecordMeta;
-  return record;
+/**
+ * A record of the run's plan: what the connector sees, plus (private) its plan row, where its
+ * snapshot row is copied from once acknowledged, and whose profile it is.
+ */
+class PlannedRecord implements OutboundRecord {
+  readonly idempotencyKey: string;
+  removal?: OutboundRecord['removal'];
+  meta?: RecordMeta;
+  #payload: Record<string, unknown> | undefined;
+  readonly #seq: number;
+  readonly #profileId: string | null;
+
+  constructor(contract: Contract, seq: number, readonly op: Op, readonly key: string, readonly payloadHash: string, readonly payloadJson: string, profileId: string | null) {
+    this.idempotencyKey = idempotencyKey(contract.name, key, op, payloadHash);
+    this.#seq = seq;
+    this.#profileId = profileId;
+  }
+
+  /** Parsed on first use: a connector that splices payloadJson never pays for it. */
+  get payload(): Record<string, unknown> {
+    return (this.#payload ??= JSON.parse(this.payloadJson) as Record<string, unknown>);
+  }
+
+  static seqOf(record: OutboundRecord): number {
+    return (record as PlannedRecord).#seq;
+  }
+
+  static profileIdOf(record: OutboundRecord): string | null {
+    return (record as PlannedRecord).#profileId;
+  }
+}
+
+/** Only the engine makes the records it commits: each is a PlannedRecord. */
+const seqOf = (record: OutboundRecord): number => PlannedRecord.seqOf(record);
+const profileIdOf = (record: OutboundRecord): string | null => PlannedRecord.profileIdOf(record);
+
+/** The records of a batch of pendingSql's columns. */
+function plannedRecords(contract: Contract, batch: ColumnBatch): PlannedRecord[] {
+  const { seq, op, primary_key: key, payload, payload_hash: hash, reason, profile_id: profile, meta } = batch.columns;
+  const records = new Array<PlannedRecord>(batch.rowCount);
+  for (let i = 0; i < batch.rowCount; i++) {
+    const p = profile![i];
+    const record = new PlannedRecord(contract, Number(seq![i]), String(op![i]) as Op, String(key![i]), String(hash![i]), String(payload![i]), p === null || p === undefined ? null : String(p));
+    if (record.op === 'remove') record.removal = reason![i] === 'privacy' ? 'erase' : contract.onRemove === 'clear' ? 'clear' : 'delete';
+    const m = meta![i];
+    if (typeof m === 'string' && m !== '') record.meta = JSON.parse(m) as RecordMeta;
+    records[i] = record;
+  }
+  return records;
 }
 
 /** A (sub-)batch the destination answered, with its per-record results. */
@@ -464,7 +473,6 @@ async function commitBatch(
   runId: string,
   parts: readonly Acknowledged[],
   result: SyncResult,
-  raw: Map<OutboundRecord, PlannedRow>,
 ): Promise<void> {
   const db = contract.relation.database;
   const snapshots = d.quoteRelation(stateRelation(db, 'snapshots'));
@@ -501,9 +509,9 @@ async function commitBatch(
     const meta = new Map<number, string>();
     for (const r of kept) {
       const m = metaOf(r);
-      if (m !== null) meta.set(raw.get(r)!.seq, m);
+      if (m !== null) meta.set(seqOf(r), m);
     }
-    statements.push(snapshotInsertSql(d, contract, runId, kept.map((r) => raw.get(r)!.seq), meta));
+    statements.push(snapshotInsertSql(d, contract, runId, kept.map(seqOf), meta));
   }
   if (rejected.length > 0) {
     const rows = rejected
@@ -523,10 +531,10 @@ async function commitBatch(
   if (contract.connector.capabilities.deduplicates === false) {
     statements.push(`DELETE FROM ${d.quoteRelation(stateRelation(db, 'in_doubt'))} WHERE destination = ${dest} AND primary_key IN (${batch.map((r) => d.literal(r.key)).join(', ')})`);
   }
-  statements.push(...erasureStatements(d, contract, acked, rejected, raw));
+  statements.push(...erasureStatements(d, contract, acked, rejected));
   // A revocation time is only planned for removes; the statement picks those among the acknowledged.
   const removed = acked.filter((r) => r.op === 'remove' && r.removal !== 'erase');
-  if (removed.length > 0) statements.push(consentRemovalsSql(d, contract, runId, removed.map((r) => raw.get(r)!.seq)));
+  if (removed.length > 0) statements.push(consentRemovalsSql(d, contract, runId, removed.map(seqOf)));
   // One statement is atomic by itself: no BEGIN/COMMIT round trips (the common batch of adds).
   if (statements.length === 1) await writer.execute(statements[0]!);
   else if (statements.length > 1) for (const sql of d.atomically(statements, 'dml')) await writer.execute(sql);

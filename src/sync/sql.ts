@@ -218,7 +218,7 @@ function changedBranches(d: Dialect, contract: Contract, inputs: DiffInputs, val
  * first (refreshFingerprintsSql). The current rows carry their typed mapped values through the
  * join, so the JSON and its SHA-256 are computed only for the rows that are planned.
  */
-export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): string {
+export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs, options: { numbered?: boolean } = {}): string {
   const s = d.types.string;
   const ts = d.types.timestamp;
   const db = contract.relation.database;
@@ -233,6 +233,11 @@ export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): str
   const value = (i: number) => d.quoteIdentifier(`field_${i}`);
   const values = (alias: string) => fields.map((_, i) => `${alias}.${value(i)}`);
   const payload = payloadOf(d, contract, values('j'));
+  // Numbered (materializePlanSql) before the payload JSON exists: the sort carries the typed
+  // values, not the wider JSON and its hash (~25% of the materialisation at 300k rows).
+  const numbered = options.numbered
+    ? [`), numbered AS (`, `  SELECT j.*, ROW_NUMBER() OVER (ORDER BY j.op, COALESCE(j.cur_key, j.snap_key)) AS seq`, `  FROM joined AS j`, `  WHERE j.op IS NOT NULL`]
+    : [];
   return [
     `WITH erased AS (`,
     `  ${erased}`,
@@ -254,12 +259,12 @@ export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs): str
     `    sn.primary_key AS snap_key, sn.payload AS snap_payload, sn.payload_hash AS snap_payload_hash, sn.profile_id AS snap_profile_id, sn.meta AS snap_meta`,
     `  FROM cur AS c FULL OUTER JOIN snap AS sn ON sn.primary_key = c.primary_key`,
     // The payload JSON in a projection of its own, so its hash reads it instead of building it again.
+    ...numbered,
     `), planned AS (`,
     `  SELECT j.*, CASE WHEN j.op = 'remove' THEN j.snap_payload WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${payload} END AS payload`,
-    `  FROM joined AS j`,
-    `  WHERE j.op IS NOT NULL`,
+    ...(options.numbered ? [`  FROM numbered AS j`] : [`  FROM joined AS j`, `  WHERE j.op IS NOT NULL`]),
     `)`,
-    `SELECT j.op, COALESCE(j.cur_key, j.snap_key) AS primary_key, j.payload,`,
+    `SELECT ${options.numbered ? 'j.seq, ' : ''}j.op, COALESCE(j.cur_key, j.snap_key) AS primary_key, j.payload,`,
     `  CASE WHEN j.op = 'remove' THEN j.snap_payload_hash WHEN j.op = 'excluded' THEN CAST(NULL AS ${s}) ELSE ${d.sha256Hex('j.payload')} END AS payload_hash,`,
     `  CASE WHEN j.op = 'remove' THEN (CASE WHEN ${snapErased} THEN 'privacy' WHEN j.cur_key IS NULL THEN 'left_model' ELSE 'consent' END)`,
     `    WHEN j.op = 'excluded' THEN 'consent' WHEN j.op = 'change' THEN ${sendsChanges ? `CAST(NULL AS ${s})` : d.literal(contract.mode)} ELSE CAST(NULL AS ${s}) END AS reason,`,
@@ -331,15 +336,15 @@ const PLAN_COLUMNS = ['op', 'primary_key', 'payload', 'payload_hash', 'reason', 
 /**
  * Materialises a run's plan: every diff row, numbered by `seq` in send order (op, then key: the
  * order is deterministic, so a rerun sends in the same order). The window's sort leaves the rows
- * in seq order (on DuckDB), so a range of seq is a narrow range of the table (zone maps) for the
+ * (nearly) in seq order on DuckDB, so a range of seq is a narrow range of the table (zone maps) for the
  * window reads and the commits; no second ORDER BY, which would sort every payload again. The
  * physical order only affects speed: reads select by seq.
  */
-export function materializePlanSql(d: Dialect, contract: Contract, runId: string, diff: string): string {
+export function materializePlanSql(d: Dialect, contract: Contract, runId: string, inputs: DiffInputs): string {
   const plans = d.quoteRelation(stateRelation(contract.relation.database, 'plans'));
   return `INSERT INTO ${plans} (run_id, destination, seq, ${PLAN_COLUMNS.join(', ')})
-SELECT ${d.literal(runId)}, ${d.literal(contract.name)}, ROW_NUMBER() OVER (ORDER BY op, primary_key) AS seq, ${PLAN_COLUMNS.join(', ')}
-FROM (\n${diff}\n) AS diff`;
+SELECT ${d.literal(runId)}, ${d.literal(contract.name)}, seq, ${PLAN_COLUMNS.join(', ')}
+FROM (\n${diffSql(d, contract, inputs, { numbered: true })}\n) AS diff`;
 }
 
 /** The rows of one run's plan (the source of its summary, once materialised). */

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, DuckDBTypeId, JSDuckDBValueConverter, type DuckDBConnection, type DuckDBVector } from '@duckdb/node-api';
 import type { Relation } from '../compile/node.js';
 import { BusyError, WarehouseError, errorMessage } from '../errors.js';
 import type { DuckDbTarget } from '../project/target.js';
 import { DuckDbDialect } from './duckdb-dialect.js';
-import { describeWith, type ExecuteResult, type Row, type SeedFileFormat, type Session, type Warehouse } from './warehouse.js';
+import { describeWith, type ColumnBatch, type ExecuteResult, type Row, type SeedFileFormat, type Session, type Warehouse } from './warehouse.js';
 
 /**
  * CSV is read as RFC 4180, strictly: left to sniff, DuckDB picks another delimiter, header row or
@@ -105,12 +105,7 @@ class DuckDbSession implements Session {
   }
 
   async *stream(sql: string, batchSize: number): AsyncIterable<Row[]> {
-    let result;
-    try {
-      result = await this.connection.stream(sql);
-    } catch (error) {
-      throw new WarehouseError('sql-error', `DuckDB: ${errorMessage(error)}`, { cause: error });
-    }
+    const result = await this.startStream(sql);
     let batch: Row[] = [];
     for await (const rows of result.yieldRowObjectJs()) {
       for (const row of rows) {
@@ -122,6 +117,30 @@ class DuckDbSession implements Session {
       }
     }
     if (batch.length > 0) yield batch;
+  }
+
+  /** Each value read straight from its vector, converted only where its type needs it. */
+  async *streamColumns(sql: string, batchSize: number): AsyncIterable<ColumnBatch> {
+    const result = await this.startStream(sql);
+    const names = result.deduplicatedColumnNames();
+    for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+      const rowCount = chunk.rowCount;
+      const vectors = names.map((_, i) => chunk!.getColumnVector(i));
+      for (let from = 0; from < rowCount; from += batchSize) {
+        const to = Math.min(rowCount, from + batchSize);
+        const columns: Record<string, unknown[]> = {};
+        names.forEach((name, i) => (columns[name] = columnValues(vectors[i]!, from, to)));
+        yield { rowCount: to - from, columns };
+      }
+    }
+  }
+
+  private async startStream(sql: string) {
+    try {
+      return await this.connection.stream(sql);
+    } catch (error) {
+      throw new WarehouseError('sql-error', `DuckDB: ${errorMessage(error)}`, { cause: error });
+    }
   }
 
   describe(relation: Relation) {
@@ -137,9 +156,34 @@ class DuckDbSession implements Session {
 /** BIGINT arrives as bigint; callers (JSON artifacts, destinations) want numbers when they are exact. */
 function plainRow(row: Row): Row {
   for (const [key, value] of Object.entries(row)) {
-    if (typeof value === 'bigint') row[key] = Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+    if (typeof value === 'bigint') row[key] = plainBigint(value);
   }
   return row;
+}
+
+function plainBigint(value: bigint): number | string {
+  return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+}
+
+/** Types whose vector items already are what the JS converter makes of them. */
+const ITEMS_ARE_JS = new Set<DuckDBTypeId>([
+  DuckDBTypeId.VARCHAR, DuckDBTypeId.BOOLEAN, DuckDBTypeId.TINYINT, DuckDBTypeId.SMALLINT, DuckDBTypeId.INTEGER,
+  DuckDBTypeId.UTINYINT, DuckDBTypeId.USMALLINT, DuckDBTypeId.UINTEGER, DuckDBTypeId.FLOAT, DuckDBTypeId.DOUBLE,
+]);
+
+/** Rows [from, to) of a vector, as `stream` gives them (JS converter, then plain bigints). */
+function columnValues(vector: DuckDBVector, from: number, to: number): unknown[] {
+  const values = new Array<unknown>(to - from);
+  const type = vector.type;
+  if (ITEMS_ARE_JS.has(type.typeId)) {
+    for (let i = from; i < to; i++) values[i - from] = vector.getItem(i);
+  } else {
+    for (let i = from; i < to; i++) {
+      const value = JSDuckDBValueConverter(vector.getItem(i), type, JSDuckDBValueConverter);
+      values[i - from] = typeof value === 'bigint' ? plainBigint(value) : value;
+    }
+  }
+  return values;
 }
 
 /** DuckDB says "Could not set lock on file ... Conflicting lock is held in <program> (PID n)". */

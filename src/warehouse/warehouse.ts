@@ -8,6 +8,15 @@ import type { Dialect } from './dialect.js';
 
 export type Row = Record<string, unknown>;
 
+/**
+ * Rows as columns: `columns[name][i]` is row i's value, as `stream` would give it. For reads so
+ * large that Node's cost per row matters (the sync's planned records): no object per row.
+ */
+export interface ColumnBatch {
+  rowCount: number;
+  columns: Record<string, unknown[]>;
+}
+
 export interface ExecuteResult {
   rowsAffected?: number;
 }
@@ -23,6 +32,8 @@ export interface Session {
   query(sql: string): Promise<Row[]>;
   /** Yields batches of at most `batchSize` rows; Node never holds more than one batch. */
   stream(sql: string, batchSize: number): AsyncIterable<Row[]>;
+  /** `stream` as columns: batches of at most `batchSize` rows, the same values. */
+  streamColumns(sql: string, batchSize: number): AsyncIterable<ColumnBatch>;
   describe(relation: Relation): Promise<RelationInfo | undefined>;
   close(): Promise<void>;
 }
@@ -38,6 +49,16 @@ export interface Warehouse {
   /** Engine and client versions for `cdp debug` and artifacts. */
   version(): Promise<string>;
   close(): Promise<void>;
+}
+
+/** `streamColumns` for an engine whose client yields row objects anyway: the rows, regrouped. */
+export async function* columnsOfRows(batches: AsyncIterable<Row[]>): AsyncIterable<ColumnBatch> {
+  for await (const rows of batches) {
+    if (rows.length === 0) continue;
+    const columns: Record<string, unknown[]> = {};
+    for (const name of Object.keys(rows[0]!)) columns[name] = rows.map((row) => row[name]);
+    yield { rowCount: rows.length, columns };
+  }
 }
 
 export async function describeWith(session: Pick<Session, 'query'>, dialect: Dialect, relation: Relation): Promise<RelationInfo | undefined> {

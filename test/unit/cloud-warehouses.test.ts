@@ -112,6 +112,17 @@ describe('BigQueryWarehouse', () => {
     expect(client.pageRequests.every((p) => p.autoPaginate === false && p.maxResults === 3)).toBe(true);
   });
 
+  it('streamColumns gives stream\'s batches as columns', async () => {
+    const client = new FakeBigQuery(() => ({ rows: rows(7).map((r) => ({ ...r, name: `n${String(r['id'])}` })), serverPageSize: 2 }));
+    const session = await new BigQueryWarehouse(client, bqTarget).session();
+    const batches = await collect(session.streamColumns('SELECT id, name FROM t', 3));
+    expect(batches).toEqual([
+      { rowCount: 3, columns: { id: [1, 2, 3], name: ['n1', 'n2', 'n3'] } },
+      { rowCount: 3, columns: { id: [4, 5, 6], name: ['n4', 'n5', 'n6'] } },
+      { rowCount: 1, columns: { id: [7], name: ['n7'] } },
+    ]);
+  });
+
   it('stream fetches pages only as the consumer pulls', async () => {
     const client = new FakeBigQuery(() => ({ rows: rows(100), serverPageSize: 2 }));
     const session = await new BigQueryWarehouse(client, bqTarget).session();
@@ -298,6 +309,14 @@ describe('SnowflakeWarehouse', () => {
     expect(batches).toEqual([rows(10).slice(0, 4), rows(10).slice(4, 8), rows(10).slice(8)]);
     expect(fake.statements).toEqual([{ sql: 'SELECT id FROM t', streamResult: true }]);
     expect(fake.rangeReads).toEqual([{ start: 0, end: 3 }, { start: 4, end: 7 }, { start: 8, end: 9 }]);
+  });
+
+  it('streamColumns reads one row range per batch, as columns with folded names', async () => {
+    const fake = new FakeSnowflake(() => ({ rows: rows(5).map((r) => ({ ID: r['id'] })) }));
+    const session = await new SnowflakeWarehouse(fake.factory, sfTarget).session();
+    const batches = await collect(session.streamColumns('SELECT id FROM t', 4));
+    expect(batches).toEqual([{ rowCount: 4, columns: { id: [1, 2, 3, 4] } }, { rowCount: 1, columns: { id: [5] } }]);
+    expect(fake.rangeReads).toEqual([{ start: 0, end: 3 }, { start: 4, end: 4 }]);
   });
 
   it('stream stops reading when the consumer stops', async () => {

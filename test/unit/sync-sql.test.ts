@@ -11,6 +11,12 @@ import type { Session } from '../../src/warehouse/warehouse.js';
 
 const contract = (mapping: Contract['mapping']): Contract => ({ mapping } as Contract);
 
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
 describe('sync SQL', () => {
   const d = dialectFor('duckdb');
 
@@ -248,6 +254,23 @@ describe('cdp_sync.plans pruning', () => {
     // The other destination's own pruning removes its old run's plan.
     await s.execute(prunePlansSql(dialect(), undefined, 'other'));
     expect(await s.query(`SELECT COUNT(*) AS n FROM cdp_sync.plans WHERE destination = 'other'`)).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('DuckDB streamColumns', () => {
+  it('gives the values and batches stream gives, as columns, across DuckDB chunks', async () => {
+    // 5,000 rows span three 2,048-row chunks; a batch of 1,500 is cut from one chunk at a time.
+    const sql = `SELECT i AS n, CASE WHEN i % 3 = 0 THEN NULL ELSE 'row ' || i || ' with text longer than twelve bytes' END AS text,
+      i % 2 = 0 AS even, i / 4 AS ratio, CAST(i AS INTEGER) AS small, 9007199254740993 + i AS huge, TIMESTAMP '2020-01-01' + INTERVAL (i) SECOND AS at
+      FROM range(5000) t(i) ORDER BY i`;
+    const rows = (await collect(reader.stream(sql, 1500))).flat();
+    const batches = await collect(reader.streamColumns(sql, 1500));
+    expect(batches.every((b) => b.rowCount <= 1500)).toBe(true);
+    const names = Object.keys(rows[0]!);
+    const fromColumns = batches.flatMap((b) => Array.from({ length: b.rowCount }, (_, i) => Object.fromEntries(names.map((name) => [name, b.columns[name]![i]]))));
+    expect(fromColumns).toEqual(rows);
+    expect(rows[3]).toMatchObject({ n: 3, text: null, even: false, small: 3, huge: '9007199254740996' });
+    expect(rows[4]!['at']).toEqual(new Date('2020-01-01T00:00:04Z'));
   });
 });
 
