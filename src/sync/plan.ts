@@ -47,6 +47,7 @@ export interface DestinationPlan {
 }
 
 const SAMPLE_SIZE = 3;
+const ERASED = '(withheld: deletion request)';
 
 function num(value: unknown): number {
   return value === null || value === undefined ? 0 : Number(value);
@@ -201,9 +202,12 @@ export async function summarizePlan(session: Session, d: Dialect, contract: Cont
       }
     }
     if (options.samples && op !== 'excluded' && num(row['sample_row']) <= SAMPLE_SIZE) {
+      // An erasure's key and last payload are the person's data: a plan (a pull-request comment)
+      // never shows them.
+      const erased = row['reason'] === 'privacy';
       plan.samples[op as Op].push({
-        primary_key: String(row['primary_key']),
-        payload: parsePayload(row['payload']),
+        primary_key: erased ? ERASED : String(row['primary_key']),
+        payload: erased ? ERASED : parsePayload(row['payload']),
         ...(row['reason'] === null || row['reason'] === undefined ? {} : { reason: String(row['reason']) }),
       });
     }

@@ -117,6 +117,13 @@ describe('a deletion request on the repo-root project', () => {
     const again = JSON.parse((await cdp(['privacy', 'delete', '--identifier', `email:${person.email}`, '--request-id', 'dsr-0001', '--json'])).stdout);
     expect(again.requests[0].already_filed).toBe(true);
     expect(await p.query(`SELECT * FROM cdp_privacy.tombstones`, DB)).toHaveLength(identifiers.length);
+    // The plan (e.g. a pull-request comment) counts the erasures but never shows the person.
+    for (const format of [['--json'], ['--format', 'markdown'], []]) {
+      const plan = await cdp(['plan', ...format]);
+      for (const value of [person.email, person.profile_id, ...identifiers]) expect(output(plan)).not.toContain(value);
+    }
+    const removes = JSON.parse((await cdp(['plan', '--json'])).stdout).destinations.flatMap((d: { samples: { remove: unknown[] } }) => d.samples.remove);
+    expect(removes).toContainEqual({ primary_key: '(withheld: deletion request)', payload: '(withheld: deletion request)', reason: 'privacy' });
   });
 
   it('after run and sync, the person is gone from every managed table and every destination got its erasure', async () => {
