@@ -18,6 +18,8 @@ export interface PlanSample {
   primary_key: string;
   payload: unknown;
   reason?: string;
+  /** Present (false) for a difference the contract's mode does not send (`not_sent`). */
+  sent?: false;
 }
 
 export interface DestinationPlan {
@@ -61,7 +63,7 @@ export async function preflight(session: Session, d: Dialect, contract: Contract
   const at = { file: contract.file };
   if (contract.usesToken) {
     const key = privacyKey ?? { env: DEFAULT_PRIVACY_KEY_ENV };
-    requireKey(key, `destination \`${contract.name}\` maps a field through \`token\``);
+    requireKey(key, `destination \`${contract.name}\` (a field mapped through \`token\`)`);
     await loadPrivacyKey(session, d, contract.relation.database, key, `destination \`${contract.name}\``);
   }
   const info = await session.describe(contract.relation);
@@ -209,6 +211,7 @@ export async function summarizePlan(session: Session, d: Dialect, contract: Cont
         primary_key: erased ? ERASED : String(row['primary_key']),
         payload: erased ? ERASED : parsePayload(row['payload']),
         ...(row['reason'] === null || row['reason'] === undefined ? {} : { reason: String(row['reason']) }),
+        ...(row['send'] === true ? {} : { sent: false as const }),
       });
     }
   }

@@ -37,12 +37,15 @@ export function planText(entries: PlanEntry[], target: string): string[] {
       continue;
     }
     lines.push(`  planned: ${counts(plan.planned)}${plan.removed_for_consent > 0 ? ` (${plan.removed_for_consent} remove(s) for lost consent)` : ''}`);
-    lines.push(`  rejected before sending: ${plan.rejected.consent} row(s) without consent${c.consent.length > 0 ? ` (${c.consent.join(', ')})` : ''}`);
+    if (c.consent.length > 0) lines.push(`  rejected before sending: ${plan.rejected.consent} row(s) without consent (${c.consent.join(', ')})`);
     for (const line of notSent(plan, c)) lines.push(`  ${line}`);
     for (const op of ['add', 'change', 'remove'] as const) {
       if (plan.samples[op].length === 0) continue;
       lines.push(`  sample ${op}s:`);
-      for (const s of plan.samples[op]) lines.push(`    ${s.primary_key}${s.reason ? ` [${s.reason}]` : ''} ${JSON.stringify(s.payload)}`);
+      for (const s of plan.samples[op]) {
+        const tags = [...(s.reason ? [s.reason] : []), ...(s.sent === false ? ['not sent'] : [])];
+        lines.push(`    ${s.primary_key}${tags.length > 0 ? ` [${tags.join(', ')}]` : ''} ${JSON.stringify(s.payload)}`);
+      }
     }
   }
   return lines;
@@ -78,7 +81,7 @@ export function planMarkdown(entries: PlanEntry[], target: string): string[] {
     for (const line of extra) lines.push(`- ${md(line)}`);
     for (const op of samples) {
       lines.push('', `${op}:`, '', '```json');
-      for (const s of plan.samples[op]) lines.push(JSON.stringify({ key: s.primary_key, ...(s.reason ? { reason: s.reason } : {}), payload: s.payload }));
+      for (const s of plan.samples[op]) lines.push(JSON.stringify(s));
       lines.push('```');
     }
     lines.push('', '</details>');
@@ -86,7 +89,7 @@ export function planMarkdown(entries: PlanEntry[], target: string): string[] {
   return lines;
 }
 
-export function syncText(results: SyncResult[], errors: { destination: string; error: string }[]): string[] {
+export function syncText(results: SyncResult[], errors: { destination: string; error: string; busy?: boolean }[]): string[] {
   const lines: string[] = [];
   for (const r of results) {
     lines.push(`${r.destination}: ${r.status.toUpperCase()} (run ${r.run_id})`);
@@ -98,6 +101,6 @@ export function syncText(results: SyncResult[], errors: { destination: string; e
     if (r.message) lines.push(`  ${r.message}`);
   }
   // The error itself goes to stderr (the CLI prints it there for every format), once.
-  for (const e of errors) lines.push(`${e.destination}: FAILED, nothing sent (error below)`);
+  for (const e of errors) lines.push(`${e.destination}: ${e.busy ? 'BUSY (another sync holds its lock)' : 'FAILED'}, nothing sent (error below)`);
   return lines;
 }

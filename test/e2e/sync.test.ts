@@ -234,7 +234,7 @@ mapping:
     expect(md).toContain('| destination | model | type | mode | add | change | remove | removed for consent | rejected (consent) |');
     expect(md).toContain('| crm | contacts | file | mirror | 3 | 0 | 0 | 0 | 1 |');
     expect(md).toMatch(/<details><summary>crm: samples<\/summary>/);
-    expect(md).toContain('{"key":"1","payload":{"email":"ana@example.com"');
+    expect(md).toContain('{"primary_key":"1","payload":{"email":"ana@example.com"');
     const both = expectCode(await p.cdp(['plan', '--json', '--format', 'markdown']), 2);
     expect(both.stderr).toMatch(/--json and --format markdown ask for two outputs/);
   });
@@ -375,7 +375,7 @@ describe('token fields (keyed HMAC, docs/privacy.md)', () => {
     const key = 'token-test-key-0123456789abcdef';
     const p = project({ 'destinations/crm.yml': CONTRACT.replace('email_sha256: { column: email, transform: sha256 }', 'email_token: { column: email, transform: [token] }') });
     expectCode(await p.cdp(['build']), 0);
-    expect(output(expectCode(await p.cdp(['plan'], { CDP_PRIVACY_KEY: '' }), 2))).toMatch(/CDP_PRIVACY_KEY is not set: destination `crm` maps a field through `token`/);
+    expect(output(expectCode(await p.cdp(['plan'], { CDP_PRIVACY_KEY: '' }), 2))).toMatch(/CDP_PRIVACY_KEY is not set: destination `crm` \(a field mapped through `token`\)/);
     expectCode(await p.cdp(['sync'], { CDP_PRIVACY_KEY: key }), 0);
     const sent = outbox(p).flatMap((f) => f.lines);
     const ana = sent.find((l) => l.key === '1')!;
