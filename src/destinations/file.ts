@@ -65,9 +65,18 @@ class FileOutbox implements Destination {
   }
 }
 
+/**
+ * The payload as the warehouse wrote it (spliced, never parsed and re-serialised), so the line
+ * holds exactly the text `payload_hash` was computed from: a BIGINT above 2^53 or a DECIMAL's
+ * trailing zero survive, and a consumer can check the hash.
+ */
+function payloadText(r: OutboundRecord): string {
+  return r.payloadJson ?? JSON.stringify(r.payload);
+}
+
 function jsonLine(r: OutboundRecord): string {
-  const removal = r.removal ? { removal: r.removal } : {};
-  return JSON.stringify({ op: wireOp(r), key: r.key, idempotency_key: r.idempotencyKey, payload_hash: r.payloadHash, ...removal, payload: r.payload }) + '\n';
+  const head = JSON.stringify({ op: wireOp(r), key: r.key, idempotency_key: r.idempotencyKey, payload_hash: r.payloadHash, ...(r.removal ? { removal: r.removal } : {}) });
+  return `${head.slice(0, -1)},"payload":${payloadText(r)}}\n`;
 }
 
 function csvCell(value: string): string {
@@ -75,5 +84,5 @@ function csvCell(value: string): string {
 }
 
 function csvLine(r: OutboundRecord): string {
-  return [wireOp(r), r.key, r.idempotencyKey, r.payloadHash, r.removal ?? '', JSON.stringify(r.payload)].map(csvCell).join(',') + '\n';
+  return [wireOp(r), r.key, r.idempotencyKey, r.payloadHash, r.removal ?? '', payloadText(r)].map(csvCell).join(',') + '\n';
 }

@@ -198,6 +198,20 @@ mapping:
     expect(outbox(p, 'b_bad')).toEqual([]);
   });
 
+  it('writes the payload exactly as planned: a BIGINT above 2^53 keeps its digits, and the line hashes to its payload_hash', async () => {
+    const p = track(duckdbProject({
+      'models/big.sql': "select 1 as id, CAST(9007199254740993 AS BIGINT) AS big, CAST(1.10 AS DECIMAL(4, 2)) AS price\n",
+      'destinations/big.yml': 'name: big\nmodel: big\ntype: file\nprimary_key: id\nmapping:\n  big: big\n  price: price\nmode: mirror\n',
+    }));
+    expectCode(await p.cdp(['build']), 0);
+    expectCode(await p.cdp(['sync']), 0);
+    const dir = p.path('target/outbox/big');
+    const [line] = readdirSync(dir).flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter((l) => l !== ''));
+    const payload = /"payload":(\{.*\})\}$/.exec(line!)![1]!;
+    expect(payload).toBe('{"big":9007199254740993,"price":1.1}');
+    expect(sha(payload)).toBe((JSON.parse(line!) as OutboxLine).payload_hash);
+  });
+
   it('rejects duplicate and NULL primary keys with a count and examples, sending nothing (exit 1)', async () => {
     const p = project({ 'seeds/people.csv': PEOPLE + '2,p2,b2@example.com,Ben2,1\n3,p3,c2@example.com,Cy2,1\n,p1,x@example.com,X,1\n' });
     expectCode(await p.cdp(['build']), 0);
