@@ -23,8 +23,21 @@ export interface BigQueryResultsResponse {
 }
 
 export interface BigQueryJob {
+  /** The job resource as jobs.insert returned it: `statistics.sessionInfo` names the session a job created. */
+  metadata?: { statistics?: { sessionInfo?: { sessionId?: string } | null } | null } | null;
   /** With `autoPaginate: false` the SDK returns one page plus the options for the next one. */
   getQueryResults(options: BigQueryPageOptions): Promise<[Row[], ({ pageToken?: string | null } | null)?, BigQueryResultsResponse?]>;
+}
+
+/** What cdp passes to jobs.insert for a query. */
+export interface BigQueryQueryOptions {
+  query: string;
+  location?: string;
+  jobTimeoutMs?: number;
+  /** The first job of a cdp session creates a BigQuery session... */
+  createSession?: boolean;
+  /** ...and every later one runs in it (`session_id`), so TEMP tables live across statements. */
+  connectionProperties?: { key: 'session_id'; value: string }[];
 }
 
 export interface BigQueryLoadMetadata {
@@ -40,7 +53,7 @@ export interface BigQueryLoadResult {
 }
 
 export interface BigQueryClient {
-  createQueryJob(options: { query: string; location?: string; jobTimeoutMs?: number }): Promise<[BigQueryJob, ...unknown[]]>;
+  createQueryJob(options: BigQueryQueryOptions): Promise<[BigQueryJob, ...unknown[]]>;
   dataset(id: string, options?: { projectId?: string }): {
     table(id: string): { load(file: string, metadata: BigQueryLoadMetadata): Promise<[BigQueryLoadResult, ...unknown[]]> };
   };
@@ -74,8 +87,8 @@ export class BigQueryWarehouse implements Warehouse {
 
   /** A load job with WRITE_TRUNCATE replaces the table atomically (the job commits or nothing changes). */
   async loadFile(relation: Relation, file: string, format: SeedFileFormat): Promise<ExecuteResult> {
-    const session = await this.session();
-    await session.execute(this.dialect.createSchema(relation.database, relation.schema));
+    // One statement: no BigQuery session to create and end for it.
+    await new BigQuerySession(this.client, this.dialect, this.target, false).execute(this.dialect.createSchema(relation.database, relation.schema));
     const metadata: BigQueryLoadMetadata = { sourceFormat: SOURCE_FORMATS[format], writeDisposition: 'WRITE_TRUNCATE', autodetect: true };
     if (this.target.location) metadata.location = this.target.location;
     try {
@@ -98,10 +111,13 @@ export class BigQueryWarehouse implements Warehouse {
 }
 
 class BigQuerySession implements Session {
+  private sessionId: string | undefined;
+
   constructor(
     private readonly client: BigQueryClient,
     private readonly dialect: BigQueryDialect,
     private readonly target: BigQueryTarget,
+    private readonly sessionMode = true,
   ) {}
 
   async execute(sql: string): Promise<ExecuteResult> {
@@ -144,7 +160,12 @@ class BigQuerySession implements Session {
     }
   }
 
-  async close(): Promise<void> {}
+  /** Ends the BigQuery session (its TEMP tables go with it) rather than leaving it to expire. */
+  async close(): Promise<void> {
+    if (this.sessionId === undefined) return;
+    await this.execute('CALL BQ.ABORT_SESSION()').catch(() => undefined);
+    this.sessionId = undefined;
+  }
 
   /** One query job read page by page; a page is requested only when the caller pulls for it. */
   private async *pages(sql: string, maxResults: number | undefined): AsyncGenerator<{ rows: Row[]; response?: BigQueryResultsResponse }> {
@@ -169,12 +190,20 @@ class BigQuerySession implements Session {
     }
   }
 
+  /**
+   * Every job of a cdp session runs in one BigQuery session: statements that need session state
+   * (the privacy key's TEMP table, Dialect.loadPrivacyKeySql) see what earlier ones created, as on
+   * DuckDB and Snowflake, where a session is a connection.
+   */
   private async startJob(sql: string): Promise<BigQueryJob> {
-    const options: { query: string; location?: string; jobTimeoutMs?: number } = { query: sql };
+    const options: BigQueryQueryOptions = { query: sql };
     if (this.target.location) options.location = this.target.location;
     if (this.target.timeoutSeconds > 0) options.jobTimeoutMs = this.target.timeoutSeconds * 1000;
+    if (this.sessionId !== undefined) options.connectionProperties = [{ key: 'session_id', value: this.sessionId }];
+    else if (this.sessionMode) options.createSession = true;
     try {
       const [job] = await this.client.createQueryJob(options);
+      this.sessionId ??= job.metadata?.statistics?.sessionInfo?.sessionId ?? undefined;
       return job;
     } catch (error) {
       throw toWarehouseError(error, this.target);

@@ -9,6 +9,7 @@ import {
   type BigQueryJob,
   type BigQueryLoadMetadata,
   type BigQueryPageOptions,
+  type BigQueryQueryOptions,
 } from '../../src/warehouse/bigquery-warehouse.js';
 import {
   SnowflakeWarehouse,
@@ -54,17 +55,21 @@ interface BqAnswer {
 }
 
 class FakeBigQuery implements BigQueryClient {
-  readonly queries: { query: string; location?: string; jobTimeoutMs?: number }[] = [];
+  readonly queries: BigQueryQueryOptions[] = [];
+  private sessions = 0;
   readonly pageRequests: BigQueryPageOptions[] = [];
   readonly loads: { projectId?: string; dataset: string; table: string; file: string; metadata: BigQueryLoadMetadata }[] = [];
 
   constructor(private readonly answer: (sql: string) => BqAnswer = () => ({})) {}
 
-  async createQueryJob(options: { query: string; location?: string; jobTimeoutMs?: number }): Promise<[BigQueryJob]> {
+  async createQueryJob(options: BigQueryQueryOptions): Promise<[BigQueryJob]> {
     this.queries.push(options);
+    // jobs.insert with createSession answers the new session's id in the job's statistics.
+    const metadata = options.createSession ? { statistics: { sessionInfo: { sessionId: `session-${++this.sessions}` } } } : {};
     const answer = this.answer(options.query);
     let pending = answer.pendingPolls ?? 0;
     const job: BigQueryJob = {
+      metadata,
       getQueryResults: async (page) => {
         this.pageRequests.push(page);
         if (answer.error) throw answer.error;
@@ -99,8 +104,25 @@ describe('BigQueryWarehouse', () => {
     const client = new FakeBigQuery(() => ({ rows: rows(5), serverPageSize: 2 }));
     const session = await (await BigQueryWarehouse.open(bqTarget, client)).session();
     expect(await session.query('SELECT id FROM t')).toEqual(rows(5));
-    expect(client.queries).toEqual([{ query: 'SELECT id FROM t', location: 'EU', jobTimeoutMs: 60_000 }]);
+    expect(client.queries).toEqual([{ query: 'SELECT id FROM t', location: 'EU', jobTimeoutMs: 60_000, createSession: true }]);
     expect(client.pageRequests).toHaveLength(3);
+  });
+
+  it('runs every job of a cdp session in one BigQuery session (TEMP tables persist), and ends it on close', async () => {
+    const client = new FakeBigQuery(() => ({ rows: rows(1) }));
+    const warehouse = new BigQueryWarehouse(client, bqTarget);
+    const session = await warehouse.session();
+    await session.execute('CREATE TEMP TABLE cdp_privacy_key AS SELECT 1 AS x');
+    await session.query('SELECT x FROM cdp_privacy_key');
+    const other = await warehouse.session();
+    await other.query('SELECT 2');
+    await session.close();
+    expect(client.queries.map((q) => [q.query, q.createSession ?? false, q.connectionProperties ?? []])).toEqual([
+      ['CREATE TEMP TABLE cdp_privacy_key AS SELECT 1 AS x', true, []],
+      ['SELECT x FROM cdp_privacy_key', false, [{ key: 'session_id', value: 'session-1' }]],
+      ['SELECT 2', true, []],
+      ['CALL BQ.ABORT_SESSION()', false, [{ key: 'session_id', value: 'session-1' }]],
+    ]);
   });
 
   it('stream re-cuts short server pages into batches of exactly batchSize', async () => {
