@@ -12,7 +12,6 @@ import { timestampAsDate } from './history.js';
 import { planSize, preflight, summarizePlan, type Op, type OpCounts } from './plan.js';
 import {
   consentRemovalsSql,
-  createStateSql,
   markInDoubtSql,
   materializePlanSql,
   PENDING_WINDOW,
@@ -23,6 +22,7 @@ import {
   refreshFingerprintsSql,
   snapshotInsertSql,
   STATE_COLUMNS,
+  STATE_SCHEMA,
   stateRelation,
   type StateTable,
 } from './sql.js';
@@ -87,13 +87,24 @@ function zero(): OpCounts {
   return { add: 0, change: 0, remove: 0 };
 }
 
-/** Creates the state tables, and adds the columns later versions introduced to tables an older version created. */
+/**
+ * Creates the state tables that are missing, and adds the columns later versions introduced to
+ * tables an older version created. Only what is missing: on an existing state, every sync would
+ * otherwise pay a DDL statement per table (a commit on DuckDB, a job on a cloud warehouse).
+ */
 export async function ensureState(session: Session, d: Dialect, database: string | undefined): Promise<void> {
-  for (const sql of createStateSql(d, database)) await session.execute(sql);
+  let schemaEnsured = false;
   for (const table of Object.keys(STATE_COLUMNS) as StateTable[]) {
     const relation = stateRelation(database, table);
     const info = await session.describe(relation);
-    const have = new Set((info?.columns ?? []).map((c) => c.name.toLowerCase()));
+    if (info === undefined) {
+      if (!schemaEnsured) await session.execute(d.createSchema(database, STATE_SCHEMA));
+      schemaEnsured = true;
+      // IF NOT EXISTS: another process may create it between the describe and here.
+      await session.execute(d.createTableIfNotExists(relation, STATE_COLUMNS[table]));
+      continue;
+    }
+    const have = new Set(info.columns.map((c) => c.name.toLowerCase()));
     for (const [name, type] of STATE_COLUMNS[table]) {
       if (!have.has(name)) await session.execute(`ALTER TABLE ${d.quoteRelation(relation)} ADD COLUMN ${d.quoteIdentifier(name)} ${d.types[type]}`);
     }

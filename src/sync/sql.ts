@@ -56,13 +56,6 @@ export function stateRelation(database: string | undefined, table: StateTable): 
   return database ? { database, schema: STATE_SCHEMA, name: table } : { schema: STATE_SCHEMA, name: table };
 }
 
-export function createStateSql(d: Dialect, database: string | undefined): string[] {
-  return [
-    d.createSchema(database, STATE_SCHEMA),
-    ...(Object.keys(STATE_COLUMNS) as StateTable[]).map((t) => d.createTableIfNotExists(stateRelation(database, t), STATE_COLUMNS[t])),
-  ];
-}
-
 /** One mapped field as an SQL expression over the model row `m`. */
 export function fieldExpression(d: Dialect, field: MappedField): string {
   let expr = `m.${d.quoteIdentifier(field.column)}`;
