@@ -5,6 +5,7 @@ import type { Dialect } from '../warehouse/dialect.js';
 import type { ColumnBatch, Session } from '../warehouse/warehouse.js';
 import { privacyRelation } from '../privacy/tables.js';
 import type { PrivacyKey } from '../privacy/key.js';
+import { redact } from '../project/secrets.js';
 import type { Contract } from './contract.js';
 import { deliverer, DestinationStopped } from './delivery.js';
 import { acquireLock, LockHeartbeat, lockHolder, releaseLock } from './lock.js';
@@ -275,7 +276,7 @@ export async function syncDestination(
         planned_add = ${result.planned.add}, planned_change = ${result.planned.change}, planned_remove = ${result.planned.remove},
         succeeded_add = ${c('succeeded', 'add')}, succeeded_change = ${c('succeeded', 'change')}, succeeded_remove = ${c('succeeded', 'remove')},
         failed_add = ${c('failed', 'add')}, failed_change = ${c('failed', 'change')}, failed_remove = ${c('failed', 'remove')},
-        message = ${d.literal(result.message ?? null)}
+        message = ${d.literal(result.message === undefined ? null : redact(result.message))}
         WHERE run_id = ${run} AND destination = ${dest}`).catch(() => undefined);
       // Housekeeping, still under the lock: plans of runs older than the last completed ones
       // (docs/destinations.md). A failure here loses nothing; the next sync prunes again.
@@ -402,7 +403,7 @@ WHERE pg.destination = ${dest} AND pg.status <> 'done'
   for (const { record, reason } of failed) {
     const profile = profileIdOf(record);
     if (profile === null) continue;
-    statements.push(`UPDATE ${propagation} AS pg SET status = 'failed', reason = ${d.literal(reason)}, updated_at = ${now}, attempts = pg.attempts + 1
+    statements.push(`UPDATE ${propagation} AS pg SET status = 'failed', reason = ${d.literal(redact(reason))}, updated_at = ${now}, attempts = pg.attempts + 1
 WHERE pg.destination = ${dest} AND pg.status <> 'done' AND pg.request_id IN (SELECT request_id FROM ${requestProfiles} WHERE profile_id = ${d.literal(profile)})`);
   }
   return statements;
@@ -526,7 +527,7 @@ async function commitBatch(
   }
   if (rejected.length > 0) {
     const rows = rejected
-      .map(({ record, reason }) => `SELECT ${d.literal(record.key)} AS primary_key, ${d.literal(record.op)} AS op, ${d.literal(reason)} AS reason, ${d.literal(record.payloadHash)} AS payload_hash`)
+      .map(({ record, reason }) => `SELECT ${d.literal(record.key)} AS primary_key, ${d.literal(record.op)} AS op, ${d.literal(redact(reason))} AS reason, ${d.literal(record.payloadHash)} AS payload_hash`)
       .join(' UNION ALL ');
     // Quarantined when rejected in `quarantine_after` separate runs with this payload (this run included).
     const after = contract.delivery.quarantineAfter;

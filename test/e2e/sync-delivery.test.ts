@@ -256,3 +256,20 @@ describe('bad webhook and delivery configuration (exit 2, file and key, nothing 
     expect(hook.requests).toEqual([]);
   });
 });
+
+describe('a platform that echoes the credential back', () => {
+  it('never stores it: run messages and rejection reasons are masked before they reach cdp_sync', async () => {
+    const p = await setup(4, [['batch_size: 8', 'batch_size: 2']]);
+    hook.rejectKeys(['1'], `bad signature, expected ${SECRET}`);
+    hook.passNext(1).failNext(1, 401, JSON.stringify({ error: `token ${SECRET} expired` }));
+    const run = expectCode(await p.cdp(['sync', '--json']), 1);
+    expect(output(run)).not.toContain(SECRET);
+    const stored = await p.query(`SELECT reason AS text FROM cdp_sync.rejections UNION ALL SELECT message FROM cdp_sync.runs`);
+    expect(stored.length).toBeGreaterThan(1);
+    for (const row of stored) expect(String(row['text'])).not.toContain(SECRET);
+    expect(stored.map((r) => String(r['text'])).join('\n')).toContain('****');
+    // Printed later without the secret in the environment: still masked, it was never stored.
+    const history = expectCode(await p.cdp(['sync', 'history'], { CDP_WEBHOOK_SECRET: undefined }), 0);
+    expect(output(history)).not.toContain(SECRET);
+  });
+});
