@@ -64,9 +64,10 @@ export function deliverer(connector: Destination, policy: DeliveryPolicy, resend
   const limiter = policy.rateLimitPerSecond ? new RateLimiter(policy.rateLimitPerSecond) : undefined;
   const stopping = new AbortController();
 
-  const call = (batch: OutboundRecord[]): Promise<RecordResult[]> =>
+  const call = (batch: OutboundRecord[], tries: { made: number }): Promise<RecordResult[]> =>
     pRetry(
-      async () => {
+      async (attempt) => {
+        tries.made = attempt;
         await limiter?.take(stopping.signal);
         if (stopping.signal.aborted) throw new AbortError(new DestinationStopped('stopped: another batch of this destination failed'));
         return connector.send(batch);
@@ -88,8 +89,9 @@ export function deliverer(connector: Destination, policy: DeliveryPolicy, resend
 
   const deliver = async (batch: OutboundRecord[], acknowledge: (batch: OutboundRecord[], results: RecordResult[]) => Promise<void>): Promise<void> => {
     let results: RecordResult[];
+    const tries = { made: 0 };
     try {
-      results = await call(batch);
+      results = await call(batch, tries);
     } catch (error) {
       if (error instanceof DeliveryError && error.kind === 'rejected') {
         if (batch.length === 1) {
@@ -102,7 +104,7 @@ export function deliverer(connector: Destination, policy: DeliveryPolicy, resend
         await deliver(batch.slice(half), acknowledge);
         return;
       }
-      throw stopped(error, batch.length, policy.maxAttempts);
+      throw stopped(error, batch.length, tries.made, resendsAreSafe);
     }
     await acknowledge(batch, results);
   };
@@ -110,9 +112,12 @@ export function deliverer(connector: Destination, policy: DeliveryPolicy, resend
   return { deliver, stop: () => stopping.abort() };
 }
 
-function stopped(error: unknown, size: number, attempts: number): DestinationStopped {
+function stopped(error: unknown, size: number, attempts: number, resendsAreSafe: boolean): DestinationStopped {
   if (error instanceof DestinationStopped) return error;
   const kept = 'state kept up to the last acknowledged batch';
+  if (error instanceof DeliveryError && error.retryable && error.kind !== 'rate_limited' && !resendsAreSafe) {
+    return new DestinationStopped(`a batch of ${size} failed (${error.message}) and was not sent again: the destination cannot deduplicate, and the batch may have been applied; its records are in doubt (check the platform, then \`cdp sync --resend-in-doubt\`), ${kept}`, true);
+  }
   if (error instanceof DeliveryError) {
     if (error.kind === 'auth') {
       return new DestinationStopped(`authentication failed (${error.status ?? 'no status'}): ${error.message}; stopped sending to this destination (check its credentials), ${kept}`, true);

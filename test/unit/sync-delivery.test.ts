@@ -87,7 +87,16 @@ describe('the deliverer', () => {
     expect(c.calls).toHaveLength(3);
   });
 
-  it('does not retry auth errors and stops with a clear message', async () => {
+  it('for a destination that cannot deduplicate, sends a 5xx batch once and says it is in doubt, counting the attempts made', async () => {
+    const c = fake(() => {
+      throw new DeliveryError('POST /users/track answered 503', 'server', 503);
+    });
+    const error = await deliverer(c, { ...fast, maxAttempts: 5 }, false).deliver([record('a')], async () => undefined).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/a batch of 1 failed \(POST \/users\/track answered 503\) and was not sent again: the destination cannot deduplicate.*in doubt.*--resend-in-doubt/);
+    expect(c.calls).toHaveLength(1);
+  });
+
+    it('does not retry auth errors and stops with a clear message', async () => {
     const c = fake(() => {
       throw new DeliveryError('token expired', 'auth', 401);
     });
