@@ -76,6 +76,20 @@ export function fieldExpression(d: Dialect, field: MappedField): string {
   }
 }
 
+/** Floating-point column types as the engines name them (DuckDB, BigQuery, Snowflake). */
+const FLOAT_TYPE = /^(DOUBLE|FLOAT|REAL)/i;
+
+/**
+ * A field's value as the payload carries it: NaN and ±Infinity become NULL for a `number` field
+ * or an unmapped-type field over a floating-point column, since JSON cannot hold them (the JSON
+ * would be invalid and the destination would fail on every run).
+ */
+function payloadFieldExpression(d: Dialect, field: MappedField, columnTypes: Readonly<Record<string, string>>): string {
+  const expr = fieldExpression(d, field);
+  const floating = field.type === 'number' || (field.type === undefined && field.transforms.length === 0 && FLOAT_TYPE.test(columnTypes[field.column.toLowerCase()] ?? ''));
+  return floating ? d.finiteOrNull(expr) : expr;
+}
+
 /** The mapped fields in sorted field order: the payload's and the fingerprint's order. */
 function sortedMapping(contract: Contract): MappedField[] {
   return [...contract.mapping].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
@@ -236,7 +250,7 @@ export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs, opti
     `  ${erased}`,
     `), cur AS (`,
     `  SELECT src.* FROM (`,
-    `    SELECT ${keyExpression(d, contract)} AS primary_key, ${fields.map((f, i) => `${fieldExpression(d, f)} AS ${value(i)}`).join(', ')},`,
+    `    SELECT ${keyExpression(d, contract)} AS primary_key, ${fields.map((f, i) => `${payloadFieldExpression(d, f, inputs.columnTypes)} AS ${value(i)}`).join(', ')},`,
     `      ${fingerprintExpression(d, contract)} AS fingerprint, (${consentExpression(d, contract)}) AS consented, ${profileOf} AS profile_id`,
     `    FROM ${d.quoteRelation(contract.relation)} AS m`,
     `  ) AS src`,

@@ -176,6 +176,9 @@ export abstract class Dialect {
   /** Lowest-common-denominator hex digest of a string expression. */
   abstract sha256Hex(expression: string): string;
 
+  /** A floating-point expression, or NULL for NaN and ±Infinity (JSON has no such numbers). */
+  abstract finiteOrNull(expression: string): string;
+
   /**
    * A BIGINT fingerprint of a tuple of typed values, in order (NULL, '' and 0 differ): cheap and
    * not cryptographic, for telling unchanged rows apart. Engines do not promise that it stays the

@@ -80,6 +80,10 @@ export class DuckDbDialect extends Dialect {
     return `regexp_replace(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)}, 'g')`;
   }
 
+  finiteOrNull(expression: string): string {
+    return `CASE WHEN isfinite(${expression}) THEN ${expression} END`;
+  }
+
   jsonObject(pairs: [string, string][]): string {
     return `json_object(${pairs.map(([key, value]) => `${this.stringLiteral(key)}, ${value}`).join(', ')})`;
   }

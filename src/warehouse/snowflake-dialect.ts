@@ -101,6 +101,11 @@ export class SnowflakeDialect extends Dialect {
     return `LOWER(SHA2(CONCAT(${privacyKeyPad('opad')}, SHA2_BINARY(CONCAT(${privacyKeyPad('ipad')}, TO_BINARY(${expression}, 'UTF-8')), 256)), 256))`;
   }
 
+  /** Snowflake compares NaN equal to itself, so the special values can be listed. */
+  finiteOrNull(expression: string): string {
+    return `CASE WHEN ${expression} IN ('NaN'::FLOAT, 'inf'::FLOAT, '-inf'::FLOAT) THEN NULL ELSE ${expression} END`;
+  }
+
   /** UTC wall clock: CURRENT_TIMESTAMP is in the session's time zone. */
   currentTimestamp(): string {
     return "CONVERT_TIMEZONE('UTC', CURRENT_TIMESTAMP())::TIMESTAMP_NTZ";

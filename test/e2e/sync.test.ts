@@ -212,6 +212,17 @@ mapping:
     expect(sha(payload)).toBe((JSON.parse(line!) as OutboxLine).payload_hash);
   });
 
+  it('sends NaN and Infinity as null (JSON has no such numbers) instead of failing the destination on every run', async () => {
+    const p = track(duckdbProject({
+      'models/odd.sql': "select * from (values (1, 'NaN'::DOUBLE, 'Infinity'::DOUBLE), (2, 2.5, -1.0)) t(id, ratio, score)\n",
+      'destinations/odd.yml': 'name: odd\nmodel: odd\ntype: file\nprimary_key: id\nmapping:\n  ratio: ratio\n  score: { column: score, type: number }\nmode: mirror\n',
+    }));
+    expectCode(await p.cdp(['build']), 0);
+    expectCode(await p.cdp(['sync']), 0);
+    expect(outbox(p, 'odd').flatMap((f) => f.lines).map((l) => [l.key, l.payload])).toEqual([['1', { ratio: null, score: null }], ['2', { ratio: 2.5, score: -1 }]]);
+    expect((await planJson(p))['destinations'][0].planned).toEqual({ add: 0, change: 0, remove: 0 });
+  });
+
   it('rejects duplicate and NULL primary keys with a count and examples, sending nothing (exit 1)', async () => {
     const p = project({ 'seeds/people.csv': PEOPLE + '2,p2,b2@example.com,Ben2,1\n3,p3,c2@example.com,Cy2,1\n,p1,x@example.com,X,1\n' });
     expectCode(await p.cdp(['build']), 0);

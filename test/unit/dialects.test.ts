@@ -234,6 +234,12 @@ sqlCase('hmacSha256Hex reads the pads, never the key', (d) => d.hmacSha256Hex('v
   snowflake: "LOWER(SHA2(CONCAT((SELECT opad FROM cdp_privacy_key), SHA2_BINARY(CONCAT((SELECT ipad FROM cdp_privacy_key), TO_BINARY(v, 'UTF-8')), 256)), 256))",
 });
 
+sqlCase('finiteOrNull', (d) => d.finiteOrNull('x'), {
+  duckdb: 'CASE WHEN isfinite(x) THEN x END',
+  bigquery: 'IF(IS_NAN(x) OR IS_INF(x), NULL, x)',
+  snowflake: "CASE WHEN x IN ('NaN'::FLOAT, 'inf'::FLOAT, '-inf'::FLOAT) THEN NULL ELSE x END",
+});
+
 sqlCase('currentTimestamp', (d) => d.currentTimestamp(), {
   duckdb: "CAST(timezone('UTC', current_timestamp) AS TIMESTAMP)",
   bigquery: 'CURRENT_TIMESTAMP()',
