@@ -261,7 +261,9 @@ export async function syncDestination(
     ];
     if (notes.length > 0) result.message = [result.message, ...notes].filter(Boolean).join('; ');
     const failed = result.failed.add + result.failed.change + result.failed.remove;
-    if (result.status !== 'failed' && failed > 0) result.status = 'partial';
+    // Records held in doubt were not delivered by this run and wait for an operator: a scheduler
+    // must not see green (exit 1) until someone checks the platform and resends them.
+    if (result.status !== 'failed' && (failed > 0 || result.in_doubt > 0)) result.status = 'partial';
     return result;
   } catch (error) {
     result.status = 'failed';
