@@ -42,6 +42,8 @@ export interface Contract {
   mapping: MappedField[];
   mode: SyncMode;
   onRemove: OnRemove;
+  /** `max_removes`: the most rows that may leave the model in one sync (mass-remove guard). */
+  maxRemoves?: RemoveLimit;
   batchSize: number;
   consent: string[];
   /** `consent_state` relation, when `consent` is not empty. */
@@ -71,7 +73,7 @@ export interface DeliveryPolicy {
 export const DEFAULT_DELIVERY: DeliveryPolicy = { maxAttempts: 5, initialBackoffMs: 500, maxBackoffMs: 30_000, concurrency: 1 };
 const DELIVERY_KEYS = ['max_attempts', 'initial_backoff_ms', 'max_backoff_ms', 'concurrency', 'rate_limit_per_second', 'quarantine_after'] as const;
 
-const KEYS = ['name', 'description', 'model', 'type', 'object', 'primary_key', 'mapping', 'mode', 'on_remove', 'batch_size', 'consent', 'options', 'delivery'] as const;
+const KEYS = ['name', 'description', 'model', 'type', 'object', 'primary_key', 'mapping', 'mode', 'on_remove', 'max_removes', 'batch_size', 'consent', 'options', 'delivery'] as const;
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEFAULT_BATCH_SIZE = 500;
 
@@ -131,6 +133,8 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string, { cr
     throw onRemoveValue.error('destination-on-remove', `Mode \`${mode}\` deletes rows that leave the model, so \`on_remove\` must be \`delete\` (or left out), got \`${onRemove}\``);
   }
 
+  const maxRemoves = removeLimit(doc.child('max_removes'));
+
   const batchValue = doc.child('batch_size');
   const batchSize = batchValue.integer(Math.min(DEFAULT_BATCH_SIZE, caps.maxBatchSize), 1);
   if (batchSize > caps.maxBatchSize) {
@@ -172,6 +176,7 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string, { cr
     mapping,
     mode,
     onRemove,
+    maxRemoves,
     batchSize,
     consent,
     consentRelation,
@@ -180,6 +185,23 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string, { cr
     usesToken: mapping.some((f) => f.transforms.includes('token')),
     mappingHash: mappingHash(mapping),
   };
+}
+
+/** `max_removes`: a count, or a percentage of the destination's synced rows. */
+export interface RemoveLimit {
+  count?: number;
+  percent?: number;
+  /** As written, for messages. */
+  text: string;
+}
+
+function removeLimit(value: YamlValue): RemoveLimit | undefined {
+  if (!value.exists) return undefined;
+  const text = value.string().trim();
+  const percent = /^(\d+(?:\.\d+)?)\s*%$/.exec(text);
+  if (percent && Number(percent[1]) <= 100) return { percent: Number(percent[1]), text };
+  if (/^\d+$/.test(text)) return { count: Number(text), text };
+  throw value.error('destination-max-removes', `\`max_removes\` must be a number of rows (e.g. 500) or a percentage of the synced rows (e.g. "10%"), got ${JSON.stringify(text)}`);
 }
 
 /** Fingerprint of a mapping (sorted by target, as loaded): fields, columns, types and transforms. */

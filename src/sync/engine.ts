@@ -10,7 +10,7 @@ import type { Contract } from './contract.js';
 import { deliverer, DestinationStopped } from './delivery.js';
 import { acquireLock, LockHeartbeat, lockHolder, releaseLock } from './lock.js';
 import { timestampAsDate } from './history.js';
-import { planSize, preflight, summarizePlan, type Op, type OpCounts } from './plan.js';
+import { checkRemoveLimit, planSize, preflight, summarizePlan, type Op, type OpCounts } from './plan.js';
 import {
   consentRemovalsSql,
   markInDoubtSql,
@@ -60,6 +60,8 @@ export interface SyncOptions {
   projectRoot: string;
   /** Send records left in doubt by a crash again (connectors that cannot deduplicate). */
   resendInDoubt?: boolean;
+  /** Send removals above the contract's `max_removes` this once. */
+  allowMassRemoves?: boolean;
   /** The privacy key, for contracts that map a field through `token`. */
   privacyKey?: PrivacyKey;
   /** Called after each acknowledged batch: progress output. */
@@ -175,6 +177,7 @@ export async function syncDestination(
     result.planned = { ...plan.planned };
     result.removed_for_consent = plan.removed_for_consent;
     result.rejected_before_sending = { ...plan.rejected };
+    await checkRemoveLimit(writer, d, contract, plan, options.allowMassRemoves ?? false);
     // The mapping is recorded once its plan exists: a run whose plan failed never changes what
     // `cdp plan` compares the mapping with.
     await writer.execute(`UPDATE ${rel('runs')} SET planned_add = ${plan.planned.add}, planned_change = ${plan.planned.change}, planned_remove = ${plan.planned.remove}, excluded_consent = ${plan.rejected.consent},

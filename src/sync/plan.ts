@@ -32,6 +32,8 @@ export interface DestinationPlan {
   planned: OpCounts;
   /** Of the planned removes, those whose profile lost the contract's consent. */
   removed_for_consent: number;
+  /** Of the planned removes, rows that left the model (what `max_removes` limits). */
+  removed_left_model: number;
   /** Rows rejected before sending: in the model, but not sent. */
   rejected: {
     /** Profiles without the required consent that were never sent. */
@@ -134,7 +136,31 @@ export async function planDestination(session: Session, d: Dialect, contract: Co
   const plan = await summarizePlan(session, d, contract, diff);
   plan.mapping_changed = inputs.mappingChanged;
   await countHeldBack(session, d, contract, diff, plan);
+  await checkRemoveLimit(session, d, contract, plan, false);
   return plan;
+}
+
+/**
+ * The mass-remove guard (`max_removes`): throws when more rows left the model than the contract
+ * allows, so an empty or broken model never deletes a CRM. Removals for lost consent and privacy
+ * erasures are never held back: the engine must send those whatever their number.
+ */
+export async function checkRemoveLimit(session: Session, d: Dialect, contract: Contract, plan: DestinationPlan, allowed: boolean): Promise<void> {
+  const limit = contract.maxRemoves;
+  if (!limit || allowed || plan.removed_left_model === 0) return;
+  let max = limit.count ?? 0;
+  let synced = 0;
+  if (limit.percent !== undefined) {
+    const [row] = await session.query(`SELECT COUNT(*) AS n FROM ${d.quoteRelation(stateRelation(contract.relation.database, 'snapshots'))} WHERE destination = ${d.literal(contract.name)}`);
+    synced = num(row?.['n']);
+    max = Math.floor((synced * limit.percent) / 100);
+  }
+  if (plan.removed_left_model <= max) return;
+  const share = limit.percent !== undefined ? ` (${synced} synced)` : '';
+  throw new SyncPlanError('destination-max-removes', `Destination \`${contract.name}\`: ${plan.removed_left_model} row(s) left model \`${contract.model}\`, more than \`max_removes: ${limit.text}\` allows${share}; nothing was sent`, {
+    at: { file: contract.file, key: 'max_removes' },
+    hint: `Check the model first (an empty or broken upstream table?). If the removals are intended, run \`cdp sync --select ${contract.name} --allow-mass-removes\` once, or raise \`max_removes\`.`,
+  });
 }
 
 /** A plan row (alias `p`) whose key and payload are in doubt at its destination (cdp_sync.in_doubt). */
@@ -184,6 +210,7 @@ export async function summarizePlan(session: Session, d: Dialect, contract: Cont
     mode: contract.mode,
     planned: { add: 0, change: 0, remove: 0 },
     removed_for_consent: 0,
+    removed_left_model: 0,
     rejected: { consent: 0 },
     mapping_changed: false,
     not_sent: { add: 0, change: 0, remove: 0 },
@@ -201,6 +228,7 @@ export async function summarizePlan(session: Session, d: Dialect, contract: Cont
         const counts = row['send'] === true ? plan.planned : plan.not_sent;
         counts[op as Op] += n;
         if (op === 'remove' && row['reason'] === 'consent' && row['send'] === true) plan.removed_for_consent += n;
+        if (op === 'remove' && row['reason'] === 'left_model' && row['send'] === true) plan.removed_left_model += n;
       }
     }
     if (options.samples && op !== 'excluded' && num(row['sample_row']) <= SAMPLE_SIZE) {

@@ -223,6 +223,36 @@ mapping:
     expect((await planJson(p))['destinations'][0].planned).toEqual({ add: 0, change: 0, remove: 0 });
   });
 
+  it('max_removes holds back a mass removal (an emptied model) until --allow-mass-removes; consent removals are never held', async () => {
+    const p = project({ 'destinations/crm.yml': CONTRACT.replace('batch_size: 2', 'batch_size: 2\nmax_removes: "50%"') });
+    expectCode(await p.cdp(['build']), 0);
+    expectCode(await p.cdp(['sync']), 0);
+    // Upstream broke: the model is empty. 3 of 3 synced rows would be deleted.
+    p.write({ 'models/contacts.sql': 'select id, profile_id, email, name, score from {{ ref "people" }} where false\n' });
+    expectCode(await p.cdp(['build']), 0);
+    const plan = expectCode(await p.cdp(['plan']), 1);
+    expect(output(plan)).toMatch(/Destination `crm`: 3 row\(s\) left model `contacts`, more than `max_removes: 50%` allows \(3 synced\); nothing was sent/);
+    const blocked = expectCode(await p.cdp(['sync']), 1);
+    expect(output(blocked)).toMatch(/crm\.yml \(key `max_removes`\)/);
+    expect(output(blocked)).toMatch(/--allow-mass-removes/);
+    expect(Number((await p.query(`SELECT COUNT(*) AS n FROM cdp_sync.snapshots`))[0]!['n'])).toBe(3);
+    // One removal is within the limit, and a lost consent is always removed, whatever the limit.
+    p.write({ 'models/contacts.sql': 'select id, profile_id, email, name, score from {{ ref "people" }} where id <> 3\n', 'seeds/consent_state.csv': CONSENT.replace('p2,email_marketing,granted', 'p2,email_marketing,revoked') });
+    expectCode(await p.cdp(['build']), 0);
+    expect(JSON.parse(expectCode(await p.cdp(['sync', '--json']), 0).stdout).destinations[0]).toMatchObject({ succeeded: { remove: 2 }, removed_for_consent: 1 });
+    // Intended: allowed once.
+    p.write({ 'models/contacts.sql': 'select id, profile_id, email, name, score from {{ ref "people" }} where false\n' });
+    expectCode(await p.cdp(['build']), 0);
+    expect(JSON.parse(expectCode(await p.cdp(['sync', '--json', '--allow-mass-removes']), 0).stdout).destinations[0].succeeded.remove).toBe(1);
+    expect(Number((await p.query(`SELECT COUNT(*) AS n FROM cdp_sync.snapshots`))[0]!['n'])).toBe(0);
+  });
+
+  it('refuses a max_removes that is neither a count nor a percentage (file and key)', async () => {
+    const p = project({ 'destinations/crm.yml': CONTRACT + 'max_removes: lots\n' });
+    const run = expectCode(await p.cdp(['compile']), 2);
+    expect(run.stderr).toMatch(/crm\.yml:\d+ \(key `max_removes`\): `max_removes` must be a number of rows/);
+  });
+
   it('rejects duplicate and NULL primary keys with a count and examples, sending nothing (exit 1)', async () => {
     const p = project({ 'seeds/people.csv': PEOPLE + '2,p2,b2@example.com,Ben2,1\n3,p3,c2@example.com,Cy2,1\n,p1,x@example.com,X,1\n' });
     expectCode(await p.cdp(['build']), 0);

@@ -16,6 +16,7 @@ import { write } from '../text-output.js';
 interface SyncFlags extends CliFlags {
   json?: boolean;
   resendInDoubt?: boolean;
+  allowMassRemoves?: boolean;
 }
 
 interface HistoryFlags extends CliFlags {
@@ -30,6 +31,7 @@ export function registerSyncCommand(program: Command, ctx: CommandContext): void
     .description('send the planned adds, changes and removes to each selected destination; state advances per acknowledged batch')
     .option('--json', 'print the run summary as JSON (planned/succeeded/failed × add/change/remove)')
     .option('--resend-in-doubt', 'send again the records a crashed run may have delivered to a destination that cannot deduplicate (Braze events)')
+    .option('--allow-mass-removes', 'send removals above a contract\'s `max_removes` this once (after checking the model)')
     .action(async (flags: SyncFlags) => {
       ctx.exitCode = await syncCommand(flags, ctx);
     });
@@ -98,7 +100,7 @@ async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitC
       for (const contract of contracts) {
         const progress = flags.json || flags.logFormat === 'json' ? undefined : progressBar(contract.name);
         try {
-          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey, resendInDoubt: flags.resendInDoubt ?? false, onBatch: progress?.update, heartbeatSession }));
+          results.push(await syncDestination(writer, reader, prepared.dialect, contract, { runId, projectRoot, privacyKey: prepared.privacyKey, resendInDoubt: flags.resendInDoubt ?? false, allowMassRemoves: flags.allowMassRemoves ?? false, onBatch: progress?.update, heartbeatSession }));
         } catch (error) {
           // A destination whose plan fails, whose lock is held, or whose SQL the warehouse refuses
           // (a mapped value that does not fit its type) stops alone, state intact; the others go on.
