@@ -15,9 +15,10 @@ export interface PreparedSync {
 /**
  * Loads and compiles the project, validates every destination contract (a bad contract fails
  * here, exit 2, before any connection), then applies --select / --exclude to the contracts.
- * Only the selected contracts need their credentials' env vars.
+ * Only the selected contracts need their credentials' env vars, and only when the command will
+ * connect to them (not `cdp sync history`).
  */
-export function prepareSync(flags: ProjectFlags, logger: EventLogger, env: NodeJS.ProcessEnv): PreparedSync {
+export function prepareSync(flags: ProjectFlags, logger: EventLogger, env: NodeJS.ProcessEnv, { credentials = true }: { credentials?: boolean } = {}): PreparedSync {
   // The selection names destinations as well as nodes, so it is applied here, not to the DAG.
   const prepared = prepareInvocation({ ...flags, select: undefined, exclude: undefined, state: undefined }, logger, env);
   const projectRoot = path.resolve(prepared.project.config.root);
@@ -33,7 +34,8 @@ export function prepareSync(flags: ProjectFlags, logger: EventLogger, env: NodeJ
   if (contracts.length === 0) {
     throw new ConfigError('no-destinations-selected', `The selection (${[...(flags.select ?? []).map((s) => `--select ${s}`), ...(flags.exclude ?? []).map((s) => `--exclude ${s}`)].join(' ')}) matches no destination`, { hint: `Select a destination by name, or by the model it reads. Destinations: ${all.map((c) => c.name).join(', ')}.` });
   }
-  requireCredentials(contracts);
+  // `cdp sync history` reads state only: it never connects to a destination.
+  if (credentials) requireCredentials(contracts);
   return { prepared, contracts, projectRoot };
 }
 

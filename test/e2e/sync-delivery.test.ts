@@ -1,7 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
+import { REPO_ROOT, TempProject, duckdbProject, expectCode, output, projectPool } from '../helpers/project.js';
 import { FakeWebhook } from '../fakes/webhook-server.js';
 
 /** Delivery controls (retries, Retry-After, splitting, quarantine, concurrency) and the webhook connector, against a local fake. */
@@ -271,5 +272,25 @@ describe('a platform that echoes the credential back', () => {
     // Printed later without the secret in the environment: still masked, it was never stored.
     const history = expectCode(await p.cdp(['sync', 'history'], { CDP_WEBHOOK_SECRET: undefined }), 0);
     expect(output(history)).not.toContain(SECRET);
+  });
+});
+
+describe('commands that never connect to a destination', () => {
+  it('sync history needs no destination credential; plan does', async () => {
+    const p = await setup(2);
+    await sync(p, 0);
+    // A child process whose environment lacks the secret altogether.
+    const env = { ...process.env };
+    delete env['CDP_WEBHOOK_SECRET'];
+    const cdp = (args: string[]) => {
+      const run = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/cdp.js'), ...args, '--project-dir', p.dir], { env, encoding: 'utf8' });
+      return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+    };
+    const history = cdp(['sync', 'history', '--select', 'crm_webhook']);
+    expect(history.code, history.stderr).toBe(0);
+    expect(history.stdout).toContain('crm_webhook');
+    const plan = cdp(['plan', '--select', 'crm_webhook']);
+    expect(plan.code).toBe(2);
+    expect(plan.stderr).toMatch(/CDP_WEBHOOK_SECRET/);
   });
 });

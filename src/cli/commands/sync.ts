@@ -55,7 +55,7 @@ async function historyCommand(flags: HistoryFlags, ctx: CommandContext): Promise
   // With a selection, the same rules as `cdp sync --select` pick the destinations; without one,
   // every recorded run is shown, including those of contracts since removed.
   const { prepared, destinations } = selecting
-    ? (({ prepared, contracts }) => ({ prepared, destinations: contracts.map((c) => c.name) }))(prepareSync(projectFlags, logger, ctx.env))
+    ? (({ prepared, contracts }) => ({ prepared, destinations: contracts.map((c) => c.name) }))(prepareSync(projectFlags, logger, ctx.env, { credentials: false }))
     : { prepared: prepareInvocation({ ...projectFlags, state: undefined }, logger, ctx.env), destinations: undefined };
   const target = prepared.project.profile.target;
   const runs = await withWarehouseSession(target, (session) => readHistory(session, prepared.dialect, targetDatabase(target), { destinations, limit }, `target \`${target.name}\``));
