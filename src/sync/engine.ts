@@ -153,7 +153,7 @@ export async function syncDestination(
   let runRecorded = false;
   try {
     // Runs of this destination that never finished were killed: the lock is ours now, so say so.
-    await writer.execute(`UPDATE ${rel('runs')} SET status = 'aborted', finished_at = ${d.currentTimestamp()} WHERE destination = ${dest} AND status = 'running'`);
+    await abortKilledRuns(writer, d, contract);
     // The run row first (its counts and mapping are filled in below): a plan that fails (schema
     // drift, duplicate keys) is a failed run in `cdp sync history`, and plan rows never outlive
     // their run row, even when a crash interrupts the materialisation: pruning finds every plan.
@@ -305,6 +305,37 @@ async function holdInDoubt(writer: Session, d: Dialect, contract: Contract, opti
   const rows = await writer.query(`SELECT p.op, COUNT(*) AS n FROM ${plans} AS p WHERE p.run_id = ${d.literal(options.runId)} AND p.destination = ${dest} AND p.send AND ${held} GROUP BY p.op`);
   if (rows.length > 0) await writer.execute(`UPDATE ${plans} AS p SET send = FALSE, reason = 'in_doubt' WHERE p.run_id = ${d.literal(options.runId)} AND p.destination = ${dest} AND p.send AND ${held}`);
   return rows.map((row) => [String(row['op']) as Op, Number(row['n'])]);
+}
+
+/**
+ * Runs left `running` were killed: marked `aborted`, with what they got done reconstructed, since
+ * they never wrote their counts. Under the lock nothing else wrote this destination's state since,
+ * so a planned add or change is acknowledged exactly when the snapshot holds its payload hash, and
+ * a planned remove when the snapshot no longer holds its key; their rejections are their failures.
+ */
+async function abortKilledRuns(writer: Session, d: Dialect, contract: Contract): Promise<void> {
+  const db = contract.relation.database;
+  const rel = (t: Parameters<typeof stateRelation>[1]) => d.quoteRelation(stateRelation(db, t));
+  const dest = d.literal(contract.name);
+  const killed = (await writer.query(`SELECT run_id FROM ${rel('runs')} WHERE destination = ${dest} AND status = 'running'`)).map((r) => String(r['run_id']));
+  if (killed.length === 0) return;
+  const runs = killed.map((id) => d.literal(id)).join(', ');
+  const counts = new Map(killed.map((id) => [id, { succeeded: zero(), failed: zero() }]));
+  for (const row of await writer.query(`SELECT p.run_id, p.op,
+  SUM(CASE WHEN (p.op <> 'remove' AND s.payload_hash = p.payload_hash) OR (p.op = 'remove' AND s.primary_key IS NULL) THEN 1 ELSE 0 END) AS acked
+FROM ${rel('plans')} AS p LEFT JOIN ${rel('snapshots')} AS s ON s.destination = p.destination AND s.primary_key = p.primary_key
+WHERE p.destination = ${dest} AND p.send AND p.run_id IN (${runs}) GROUP BY p.run_id, p.op`)) {
+    counts.get(String(row['run_id']))!.succeeded[String(row['op']) as Op] = Number(row['acked']);
+  }
+  for (const row of await writer.query(`SELECT run_id, op, COUNT(*) AS n FROM ${rel('rejections')} WHERE destination = ${dest} AND run_id IN (${runs}) GROUP BY run_id, op`)) {
+    counts.get(String(row['run_id']))!.failed[String(row['op']) as Op] = Number(row['n']);
+  }
+  for (const [id, { succeeded: ok, failed: ko }] of counts) {
+    await writer.execute(`UPDATE ${rel('runs')} SET status = 'aborted', finished_at = ${d.currentTimestamp()},
+  succeeded_add = ${ok.add}, succeeded_change = ${ok.change}, succeeded_remove = ${ok.remove}, failed_add = ${ko.add}, failed_change = ${ko.change}, failed_remove = ${ko.remove},
+  message = 'killed before it finished; succeeded and failed counts reconstructed from its plan, the snapshot and its rejections'
+WHERE run_id = ${d.literal(id)} AND destination = ${dest}`);
+  }
 }
 
 /** Runs that planned nothing (a failed plan) never sent anything: they do not open the window. */

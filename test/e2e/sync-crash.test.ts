@@ -79,6 +79,7 @@ describe('sync crash safety', () => {
       'destinations/bulk.yml': 'name: bulk\nmodel: bulk_people\ntype: file\nprimary_key: id\nmapping: { profile_id: profile_id, score: { column: score, type: integer } }\nmode: mirror\nbatch_size: 1\n',
     }));
     let kills = 0;
+    let reconstructed = 0;
     for (let trial = 0; trial < TRIALS; trial++) {
       p.write({ 'seeds/people.csv': people(trial) });
       expectCode(await p.cdp(['build']), 0);
@@ -107,10 +108,19 @@ describe('sync crash safety', () => {
       const byRecord = new Map<string, Set<string>>();
       for (const l of lines) byRecord.set(`${l.op} ${l.key} ${l.payload_hash}`, (byRecord.get(`${l.op} ${l.key} ${l.payload_hash}`) ?? new Set()).add(l.idempotency_key));
       for (const keys of byRecord.values()) expect(keys.size).toBe(1);
+      // Reconciliation: the killed run's counts, reconstructed when the rerun found it, plus the
+      // rerun's add up to the plan, op by op: each change acknowledged exactly once.
+      const [rerunRow, killedRow] = await p.query(`SELECT status, succeeded_add AS a, succeeded_change AS c, succeeded_remove AS r FROM cdp_sync.runs ORDER BY started_at DESC LIMIT 2`);
+      expect(killedRow!['status']).toBe('aborted');
+      const sum = (k: string) => Number(rerunRow![k]) + Number(killedRow![k]);
+      expect({ add: sum('a'), change: sum('c'), remove: sum('r') }).toEqual(plan.planned);
+      reconstructed += Number(killedRow!['a']) + Number(killedRow!['c']) + Number(killedRow!['r']);
       // Settled: nothing left to send.
       expect(JSON.parse(expectCode(await p.cdp(['plan', '--json']), 0).stdout).destinations[0].planned).toEqual({ add: 0, change: 0, remove: 0 });
     }
     expect(kills).toBe(TRIALS);
+    // The killed runs had acknowledged records, and their history says so.
+    expect(reconstructed).toBeGreaterThan(0);
     const aborted = await p.query(`SELECT COUNT(*) AS n FROM cdp_sync.runs WHERE status = 'aborted'`);
     expect(Number(aborted[0]!['n'])).toBe(TRIALS);
   }, 120_000);
