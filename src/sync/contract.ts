@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Dag } from '../compile/graph.js';
 import type { Relation } from '../compile/node.js';
 import { didYouMean } from '../compile/suggest.js';
+import { CdpError, ProblemsError } from '../errors.js';
 import { YamlValue } from '../project/yaml-reader.js';
 import { ON_REMOVE, SYNC_MODES, type DestinationType, type OnRemove, type SyncMode } from '../destinations/destination.js';
 import { destinationType, destinationTypeNames } from '../destinations/registry.js';
@@ -99,12 +100,67 @@ function relationOf(dag: Dag, projectName: string, name: string): { relation: Re
   return undefined;
 }
 
-/** `credentials`: unset credential env vars are errors (plan, sync); compile-time loading leaves them to those. */
+/**
+ * `credentials`: unset credential env vars are errors (plan, sync); compile-time loading leaves them
+ * to those. Every key is checked and every problem reported at once (file and key each), except
+ * after an unknown key, whose typo may be the cause of the others.
+ */
 export function loadContract(doc: YamlValue, dag: Dag, projectName: string, { credentials }: { credentials: boolean }): Contract {
   doc.onlyKeys(KEYS);
+  const problems: CdpError[] = [];
+  const attempt = <T>(read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof CdpError)) throw error;
+      problems.push(error);
+      return undefined;
+    }
+  };
+  const name = attempt(() => contractName(doc));
+  const found = attempt(() => contractModel(doc, dag, projectName));
+  const connector = attempt(() => contractType(doc));
+  const mode = connector && attempt(() => contractMode(doc, connector));
+  const onRemove = mode && attempt(() => contractOnRemove(doc, mode));
+  const maxRemoves = attempt(() => removeLimit(doc.child('max_removes')));
+  const batchSize = connector && attempt(() => contractBatchSize(doc, connector));
+  const mapping = connector && attempt(() => contractMapping(doc, connector));
+  const consent = attempt(() => contractConsent(doc, dag, projectName));
+  const options = connector && attempt(() => contractOptions(doc, connector, credentials));
+  const delivery = attempt(() => deliveryPolicy(doc.child('delivery')));
+  const primaryKey = attempt(() => doc.child('primary_key').string());
+  if (problems.length > 0) throw problems.length === 1 ? problems[0]! : new ProblemsError(problems);
+  return {
+    file: doc.file,
+    name: name!,
+    description: doc.child('description').string(''),
+    model: found!.model,
+    relation: found!.relation,
+    type: connector!.type,
+    connector: connector!,
+    object: doc.child('object').string(name!),
+    primaryKey: primaryKey!,
+    mapping: mapping!,
+    mode: mode!,
+    onRemove: onRemove!,
+    maxRemoves,
+    batchSize: batchSize!,
+    consent: consent!.scopes,
+    consentRelation: consent!.relation,
+    options: options!,
+    delivery: delivery!,
+    usesToken: mapping!.some((f) => f.transforms.includes('token')),
+    mappingHash: mappingHash(mapping!),
+  };
+}
+
+function contractName(doc: YamlValue): string {
   const name = doc.child('name').string();
   if (!NAME.test(name)) throw doc.child('name').error('destination-name', `\`name\` must be letters, digits and _, got ${JSON.stringify(name)}`);
+  return name;
+}
 
+function contractModel(doc: YamlValue, dag: Dag, projectName: string): { model: string; relation: Relation } {
   const modelValue = doc.child('model');
   const model = modelValue.string();
   const found = relationOf(dag, projectName, model);
@@ -113,78 +169,74 @@ export function loadContract(doc: YamlValue, dag: Dag, projectName: string, { cr
     throw modelValue.error('destination-model-not-found', `\`model\` names \`${model}\`, which is not a model or seed of project \`${projectName}\``, didYouMean(model, names) || undefined);
   }
   if (found.ephemeral) throw modelValue.error('destination-model-ephemeral', `\`model\` \`${model}\` is ephemeral, so there is no relation to read; materialize it as a view or table`);
+  return { model, relation: found.relation };
+}
 
+function contractType(doc: YamlValue): DestinationType {
   const typeValue = doc.child('type');
   const type = typeValue.string();
   const connector = destinationType(type);
   if (!connector) {
     throw typeValue.error('destination-type-unknown', `\`type\` is \`${type}\`, which is not a destination type`, `Types: ${destinationTypeNames().join(', ')}. ${didYouMean(type, destinationTypeNames())}`.trim());
   }
-  const caps = connector.capabilities;
+  return connector;
+}
 
+function contractMode(doc: YamlValue, connector: DestinationType): SyncMode {
   const modeValue = doc.child('mode');
   const mode = modeValue.oneOf(SYNC_MODES, 'upsert');
-  if (!caps.modes.includes(mode)) {
-    throw modeValue.error('destination-mode-unsupported', `The \`${type}\` destination does not support mode \`${mode}\``, `Modes it supports: ${caps.modes.join(', ')}.`);
+  if (!connector.capabilities.modes.includes(mode)) {
+    throw modeValue.error('destination-mode-unsupported', `The \`${connector.type}\` destination does not support mode \`${mode}\``, `Modes it supports: ${connector.capabilities.modes.join(', ')}.`);
   }
+  return mode;
+}
+
+function contractOnRemove(doc: YamlValue, mode: SyncMode): OnRemove {
   const onRemoveValue = doc.child('on_remove');
   const onRemove = onRemoveValue.oneOf(ON_REMOVE, mode === 'mirror' || mode === 'add_remove' ? 'delete' : 'nothing');
   if ((mode === 'mirror' || mode === 'add_remove') && onRemove !== 'delete') {
     throw onRemoveValue.error('destination-on-remove', `Mode \`${mode}\` deletes rows that leave the model, so \`on_remove\` must be \`delete\` (or left out), got \`${onRemove}\``);
   }
+  return onRemove;
+}
 
-  const maxRemoves = removeLimit(doc.child('max_removes'));
-
+function contractBatchSize(doc: YamlValue, connector: DestinationType): number {
+  const caps = connector.capabilities;
   const batchValue = doc.child('batch_size');
   const batchSize = batchValue.integer(Math.min(DEFAULT_BATCH_SIZE, caps.maxBatchSize), 1);
   if (batchSize > caps.maxBatchSize) {
-    throw batchValue.error('destination-batch-too-large', `\`batch_size\` ${batchSize} is above the \`${type}\` destination's cap of ${caps.maxBatchSize}`);
+    throw batchValue.error('destination-batch-too-large', `\`batch_size\` ${batchSize} is above the \`${connector.type}\` destination's cap of ${caps.maxBatchSize}`);
   }
+  return batchSize;
+}
 
+function contractMapping(doc: YamlValue, connector: DestinationType): MappedField[] {
   const mappingValue = doc.child('mapping');
   if (!mappingValue.exists || mappingValue.keys().length === 0) throw mappingValue.error('destination-mapping-missing', 'A contract needs a `mapping` with at least one field');
   const mapping = mappingValue.entries().map(([target, value]) => mappedField(target, value, connector));
-  mapping.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+  return mapping.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+}
 
+function contractConsent(doc: YamlValue, dag: Dag, projectName: string): { scopes: string[]; relation?: Relation } {
   const consentValue = doc.child('consent');
-  const consent = consentValue.stringList();
-  let consentRelation: Relation | undefined;
-  if (consent.length > 0) {
-    consentRelation = relationOf(dag, projectName, 'consent_state')?.relation;
-    if (!consentRelation) throw consentValue.error('consent-state-missing', `The contract requires consent (${consent.join(', ')}), but the project declares no consent: it has no \`consent_state\` model`, 'Declare the scopes under `consent:` in golden_record.yml (docs/golden-record.md), or remove `consent`.');
-    // A misspelt scope is granted by nobody: every synced row would be removed for lost consent.
-    const declared = declaredConsentScopes(path.dirname(path.dirname(doc.file)));
-    if (declared) checkConsentScopes(consentValue, declared);
-  }
+  const scopes = consentValue.stringList();
+  if (scopes.length === 0) return { scopes };
+  const relation = relationOf(dag, projectName, 'consent_state')?.relation;
+  if (!relation) throw consentValue.error('consent-state-missing', `The contract requires consent (${scopes.join(', ')}), but the project declares no consent: it has no \`consent_state\` model`, 'Declare the scopes under `consent:` in golden_record.yml (docs/golden-record.md), or remove `consent`.');
+  // A misspelt scope is granted by nobody: every synced row would be removed for lost consent.
+  const declared = declaredConsentScopes(path.dirname(path.dirname(doc.file)));
+  if (declared) checkConsentScopes(consentValue, declared);
+  return { scopes, relation };
+}
 
+function contractOptions(doc: YamlValue, connector: DestinationType, credentials: boolean): Record<string, unknown> {
   const optionsValue = doc.child('options');
   if (optionsValue.exists && !optionsValue.isMap()) throw optionsValue.error('expected-map', '`options` must be a mapping');
   const options = (optionsValue.exists ? optionsValue.value : {}) as Record<string, unknown>;
-  const problem = connector.validateOptions(options).find((p) => credentials || !p.credentialUnset);
-  if (problem) throw optionsValue.child(problem.key).error('destination-option', `\`options.${problem.key}\` ${problem.message}`);
-
-  return {
-    file: doc.file,
-    name,
-    description: doc.child('description').string(''),
-    model,
-    relation: found.relation,
-    type,
-    connector,
-    object: doc.child('object').string(name),
-    primaryKey: doc.child('primary_key').string(),
-    mapping,
-    mode,
-    onRemove,
-    maxRemoves,
-    batchSize,
-    consent,
-    consentRelation,
-    options,
-    delivery: deliveryPolicy(doc.child('delivery')),
-    usesToken: mapping.some((f) => f.transforms.includes('token')),
-    mappingHash: mappingHash(mapping),
-  };
+  const problems = connector.validateOptions(options).filter((p) => credentials || !p.credentialUnset)
+    .map((p) => optionsValue.child(p.key).error('destination-option', `\`options.${p.key}\` ${p.message}`));
+  if (problems.length > 0) throw problems.length === 1 ? problems[0]! : new ProblemsError(problems);
+  return options;
 }
 
 /** `max_removes`: a count, or a percentage of the destination's synced rows. */

@@ -65,6 +65,13 @@ describe('destination contracts are validated at compile time', () => {
     expect(output(run)).toMatch(/other\.yml:\d+ \(key `schedule`\)/);
   });
 
+  it('reports every problem of one contract at once, each with its key', async () => {
+    unregister.push(registerDestinationType(limited));
+    const broken = CONTRACT.replace('type: file', 'type: limited_nodes').replace('mode: mirror', 'mode: upsert\non_remove: vanish').replace('batch_size: 2', 'batch_size: 500') + 'delivery: { concurrency: 0 }\nmax_removes: lots\n';
+    const run = expectCode(await project({ 'destinations/crm.yml': broken }).cdp(['compile']), 2);
+    for (const key of ['on_remove', 'batch_size', 'delivery.concurrency', 'max_removes']) expect(output(run)).toMatch(new RegExp(`crm\\.yml:\\d+ \\(key \`${key.replace('.', '\\.')}\`\\)`));
+  });
+
   it('rejects two contracts with the same name', async () => {
     const p = project({ 'destinations/crm2.yml': CONTRACT });
     const run = expectCode(await p.cdp(['compile']), 2);
