@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { CdpError, ExitCode, errorMessage } from '../errors.js';
 import { redact } from '../project/secrets.js';
+import { useCredentialEnvironment } from '../destinations/http-connector.js';
 import type { LogSink } from '../run/events.js';
 import { CDP_VERSION } from '../version.js';
 import { registerAudienceCommand } from './commands/audience.js';
@@ -49,11 +50,14 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<E
     options.out ?? { write: (line) => process.stdout.write(line + '\n') },
     options.err ?? { write: (line) => process.stderr.write(line + '\n') },
   );
+  useCredentialEnvironment(ctx.env);
   try {
     await buildProgram(ctx).parseAsync(argv);
     return ctx.exitCode;
   } catch (error) {
     return reportError(error, ctx);
+  } finally {
+    useCredentialEnvironment(process.env);
   }
 }
 

@@ -19,8 +19,18 @@ export function envReference(value: unknown): string | undefined {
   return typeof value === 'string' ? ENV_REFERENCE.exec(value)?.[1] : undefined;
 }
 
+/**
+ * Where connectors read their credentials: the environment the CLI was given (main's `env`, the
+ * process's by default), so an embedding caller's environment counts, as it does for profiles.yml.
+ */
+let credentialEnvironment: NodeJS.ProcessEnv = process.env;
+
+export function useCredentialEnvironment(env: NodeJS.ProcessEnv): void {
+  credentialEnvironment = env;
+}
+
 /** The value of an env-referenced secret, registered so it is redacted wherever it would be printed. */
-export function resolveSecret(value: unknown, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function resolveSecret(value: unknown, env: NodeJS.ProcessEnv = credentialEnvironment): string | undefined {
   const name = envReference(value);
   const secret = name === undefined ? undefined : env[name];
   if (secret !== undefined) registerSecret(secret);

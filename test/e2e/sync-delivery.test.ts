@@ -293,4 +293,12 @@ describe('commands that never connect to a destination', () => {
     expect(plan.code).toBe(2);
     expect(plan.stderr).toMatch(/CDP_WEBHOOK_SECRET/);
   });
+
+  it('connectors read credentials from the environment cdp was given, not only the process\'s', async () => {
+    const p = await setup(2);
+    // In-process, as an embedding caller runs it: the process has the secret, the given environment does not.
+    const run = expectCode(await p.cdp(['plan'], { CDP_WEBHOOK_SECRET: undefined }), 2);
+    expect(run.stderr).toMatch(/CDP_WEBHOOK_SECRET, which is not set/);
+    await sync(p, 0);
+  });
 });
