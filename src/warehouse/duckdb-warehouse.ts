@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { DuckDBInstance, DuckDBTypeId, JSDuckDBValueConverter, type DuckDBConnection, type DuckDBVector } from '@duckdb/node-api';
 import type { Relation } from '../compile/node.js';
 import { BusyError, WarehouseError, errorMessage } from '../errors.js';
@@ -33,7 +33,12 @@ export class DuckDbWarehouse implements Warehouse {
     readonly target: DuckDbTarget,
   ) {}
 
-  static async open(target: DuckDbTarget): Promise<DuckDbWarehouse> {
+  static async open(target: DuckDbTarget, { existing = false }: { existing?: boolean } = {}): Promise<DuckDbWarehouse> {
+    if (existing && target.path !== ':memory:' && !existsSync(target.path)) {
+      throw new WarehouseError('duckdb-not-built', `The DuckDB file ${target.path} of target \`${target.name}\` does not exist: nothing was built there yet`, {
+        hint: 'Run `cdp build` first.',
+      });
+    }
     if (target.path !== ':memory:') mkdirSync(path.dirname(target.path), { recursive: true });
     try {
       const options: Record<string, string> = { ...target.settings };

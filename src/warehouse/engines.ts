@@ -19,12 +19,17 @@ export function dialectFor(type: TargetType): Dialect {
   return DIALECTS[type]();
 }
 
-export async function openWarehouse(target: Target): Promise<Warehouse> {
+/** `existing`: a command that only reads (plan, history, previews) must not create an empty database. */
+export interface OpenOptions {
+  existing?: boolean;
+}
+
+export async function openWarehouse(target: Target, options: OpenOptions = {}): Promise<Warehouse> {
   if (target.unsetCredential) throw target.unsetCredential;
   switch (target.type) {
     case 'duckdb': {
       const { DuckDbWarehouse } = await import('./duckdb-warehouse.js');
-      return DuckDbWarehouse.open(target);
+      return DuckDbWarehouse.open(target, options);
     }
     case 'bigquery': {
       const { BigQueryWarehouse } = await import('./bigquery-warehouse.js');
@@ -38,8 +43,8 @@ export async function openWarehouse(target: Target): Promise<Warehouse> {
 }
 
 /** Opens the target, runs `body` on one session, and closes both whatever happens: for commands that read or write a little. */
-export async function withWarehouseSession<T>(target: Target, body: (session: Session) => Promise<T>): Promise<T> {
-  const warehouse = await openWarehouse(target);
+export async function withWarehouseSession<T>(target: Target, body: (session: Session) => Promise<T>, options: OpenOptions = {}): Promise<T> {
+  const warehouse = await openWarehouse(target, options);
   try {
     const session = await warehouse.session();
     try {

@@ -201,3 +201,15 @@ describe('credentials are needed to connect, not to compile', () => {
     expect(run.stderr).toMatch(/profiles\.yml/);
   });
 });
+
+describe('commands that only read the warehouse', () => {
+  it('say nothing was built, and create no empty database file', async () => {
+    const p = track(TempProject.fromRepoRoot());
+    for (const args of [['plan'], ['sync', 'history']]) {
+      const run = await p.cdp(args);
+      expect(run.code, args.join(' ')).toBe(1);
+      expect(run.stderr).toMatch(/cdp_demo\.duckdb of target `dev` does not exist: nothing was built there yet/);
+    }
+    expect(existsSync(p.path('target/cdp_demo.duckdb'))).toBe(false);
+  });
+});

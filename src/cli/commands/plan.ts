@@ -44,7 +44,7 @@ async function planCommand(flags: PlanFlags, ctx: CommandContext): Promise<ExitC
         entries.push({ contract, error: error instanceof WarehouseError ? `Destination \`${contract.name}\`: ${error.describe()}` : error.describe() });
       }
     }
-  });
+  }, { existing: true });
   const target = prepared.project.profile.target.name;
   if (format === 'json') {
     const json = {

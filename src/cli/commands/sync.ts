@@ -58,7 +58,7 @@ async function historyCommand(flags: HistoryFlags, ctx: CommandContext): Promise
     ? (({ prepared, contracts }) => ({ prepared, destinations: contracts.map((c) => c.name) }))(prepareSync(projectFlags, logger, ctx.env, { credentials: false }))
     : { prepared: prepareInvocation({ ...projectFlags, state: undefined }, logger, ctx.env), destinations: undefined };
   const target = prepared.project.profile.target;
-  const runs = await withWarehouseSession(target, (session) => readHistory(session, prepared.dialect, targetDatabase(target), { destinations, limit }, `target \`${target.name}\``));
+  const runs = await withWarehouseSession(target, (session) => readHistory(session, prepared.dialect, targetDatabase(target), { destinations, limit }, `target \`${target.name}\``), { existing: true });
   if (flags.json) ctx.out.write(redact(JSON.stringify({ target: target.name, runs }, null, 2)));
   else write(ctx, historyText(runs, target.name));
   return ExitCode.success;
