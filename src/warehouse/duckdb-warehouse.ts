@@ -49,8 +49,14 @@ export class DuckDbWarehouse implements Warehouse {
     }
   }
 
+  /**
+   * Every session reads and writes time in UTC: a TIMESTAMPTZ cast to TIMESTAMP would otherwise
+   * take the machine's time zone, while cdp stores UTC (currentTimestamp) and compares with it (the
+   * privacy restore cutoff, run windows). `settings: { TimeZone: … }` in profiles.yml overrides it.
+   */
   async session(): Promise<Session> {
     const connection = await this.instance.connect();
+    if (!Object.keys(this.target.settings).some((k) => k.toLowerCase() === 'timezone')) await connection.run(`SET TimeZone = 'UTC'`);
     this.connections.add(connection);
     return new DuckDbSession(connection, this.dialect, () => this.connections.delete(connection));
   }
