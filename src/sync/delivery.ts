@@ -12,8 +12,11 @@ import type { DeliveryPolicy } from './contract.js';
 /** Stops the whole destination (auth failure, retries exhausted, a connector error): state stays as acknowledged so far. */
 export class DestinationStopped extends Error {
   override readonly name = 'DestinationStopped';
-  /** True when this batch itself was tried and given up; false when it was never sent (another batch stopped the destination). */
-  constructor(message: string, readonly batchGivenUp = false) {
+  /**
+   * The records tried and given up (the sub-batch that failed, after any splitting); empty when
+   * this batch was never sent because another batch stopped the destination.
+   */
+  constructor(message: string, readonly givenUp: readonly OutboundRecord[] = []) {
     super(message);
   }
 }
@@ -104,7 +107,7 @@ export function deliverer(connector: Destination, policy: DeliveryPolicy, resend
         await deliver(batch.slice(half), acknowledge);
         return;
       }
-      throw stopped(error, batch.length, tries.made, resendsAreSafe);
+      throw stopped(error, batch, tries.made, resendsAreSafe);
     }
     await acknowledge(batch, results);
   };
@@ -112,17 +115,18 @@ export function deliverer(connector: Destination, policy: DeliveryPolicy, resend
   return { deliver, stop: () => stopping.abort() };
 }
 
-function stopped(error: unknown, size: number, attempts: number, resendsAreSafe: boolean): DestinationStopped {
+function stopped(error: unknown, batch: readonly OutboundRecord[], attempts: number, resendsAreSafe: boolean): DestinationStopped {
   if (error instanceof DestinationStopped) return error;
+  const size = batch.length;
   const kept = 'state kept up to the last acknowledged batch';
   if (error instanceof DeliveryError && error.retryable && error.kind !== 'rate_limited' && !resendsAreSafe) {
-    return new DestinationStopped(`a batch of ${size} failed (${error.message}) and was not sent again: the destination cannot deduplicate, and the batch may have been applied; its records are in doubt (check the platform, then \`cdp sync --resend-in-doubt\`), ${kept}`, true);
+    return new DestinationStopped(`a batch of ${size} failed (${error.message}) and was not sent again: the destination cannot deduplicate, and the batch may have been applied; its records are in doubt (check the platform, then \`cdp sync --resend-in-doubt\`), ${kept}`, batch);
   }
   if (error instanceof DeliveryError) {
     if (error.kind === 'auth') {
-      return new DestinationStopped(`authentication failed (${error.status ?? 'no status'}): ${error.message}; stopped sending to this destination (check its credentials), ${kept}`, true);
+      return new DestinationStopped(`authentication failed (${error.status ?? 'no status'}): ${error.message}; stopped sending to this destination (check its credentials), ${kept}`, batch);
     }
-    if (error.retryable) return new DestinationStopped(`gave up on a batch of ${size} after ${attempts} attempt(s): ${error.message}; ${kept}`, true);
+    if (error.retryable) return new DestinationStopped(`gave up on a batch of ${size} after ${attempts} attempt(s): ${error.message}; ${kept}`, batch);
   }
-  return new DestinationStopped(`the destination failed a batch of ${size}: ${errorMessage(error)}; ${kept}`, true);
+  return new DestinationStopped(`the destination failed a batch of ${size}: ${errorMessage(error)}; ${kept}`, batch);
 }

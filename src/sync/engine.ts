@@ -173,15 +173,14 @@ export async function syncDestination(
     // diff runs once per sync.
     await writer.execute(materializePlanSql(d, contract, options.runId, inputs));
     const plan = await summarizePlan(writer, d, contract, planRowsSql(d, contract, options.runId), { samples: false });
+    // Before any count reaches the run row: a blocked run planned nothing it sent, so it opens no
+    // created-window (oldestRunSinceSuccess) and records no mapping.
+    await checkRemoveLimit(writer, d, contract, plan, options.allowMassRemoves ?? false);
     const lastSeq = planSize(plan);
     result.planned = { ...plan.planned };
     result.removed_for_consent = plan.removed_for_consent;
     result.rejected_before_sending = { ...plan.rejected };
-    await checkRemoveLimit(writer, d, contract, plan, options.allowMassRemoves ?? false);
-    // The mapping is recorded once its plan exists: a run whose plan failed never changes what
-    // `cdp plan` compares the mapping with.
-    await writer.execute(`UPDATE ${rel('runs')} SET planned_add = ${plan.planned.add}, planned_change = ${plan.planned.change}, planned_remove = ${plan.planned.remove}, excluded_consent = ${plan.rejected.consent},
-      mapping_hash = ${d.literal(contract.mappingHash)}
+    await writer.execute(`UPDATE ${rel('runs')} SET planned_add = ${plan.planned.add}, planned_change = ${plan.planned.change}, planned_remove = ${plan.planned.remove}, excluded_consent = ${plan.rejected.consent}
       WHERE run_id = ${run} AND destination = ${dest}`);
 
     const guarded = contract.connector.capabilities.deduplicates === false;
@@ -224,21 +223,22 @@ export async function syncDestination(
       let givenUp = 0;
       const inFlight = new Set<Promise<void>>();
       for await (const batch of pendingBatches(reader, d, contract, options.runId, lastSeq)) {
-        // Before a non-deduplicating destination sees a batch, its records are marked in doubt
-        // (committed); the commit of their outcome clears the marks.
-        if (guarded) await write({ kind: 'mark', seqs: batch.map(seqOf) });
+        // Checked before marking: a batch that will not be sent must not be left in doubt.
         if (heartbeat?.lost) {
           fatal ??= new DestinationStopped(heartbeat.lost);
           break;
         }
+        // Before a non-deduplicating destination sees a batch, its records are marked in doubt
+        // (committed); the commit of their outcome clears the marks.
+        if (guarded) await write({ kind: 'mark', seqs: batch.map(seqOf) });
         const sending: Promise<void> = delivery
           .deliver(batch, acknowledge)
           .catch((error: unknown) => {
             // A batch given up (retries exhausted, auth refused) failed; one stopped before it was
             // sent, because another failed, was not attempted and stays planned for the next sync.
-            if (error instanceof DestinationStopped && error.batchGivenUp) {
-              for (const record of batch) result.failed[record.op] += 1;
-              givenUp += batch.length;
+            if (error instanceof DestinationStopped) {
+              for (const record of error.givenUp) result.failed[record.op] += 1;
+              givenUp += error.givenUp.length;
             }
             fatal ??= error;
             delivery.stop();
@@ -281,7 +281,8 @@ export async function syncDestination(
         planned_add = ${result.planned.add}, planned_change = ${result.planned.change}, planned_remove = ${result.planned.remove},
         succeeded_add = ${c('succeeded', 'add')}, succeeded_change = ${c('succeeded', 'change')}, succeeded_remove = ${c('succeeded', 'remove')},
         failed_add = ${c('failed', 'add')}, failed_change = ${c('failed', 'change')}, failed_remove = ${c('failed', 'remove')},
-        message = ${d.literal(result.message === undefined ? null : redact(result.message))}
+        message = ${d.literal(result.message === undefined ? null : redact(result.message))}${completed(result.status) ? `,
+        mapping_hash = ${d.literal(contract.mappingHash)}` : ''}
         WHERE run_id = ${run} AND destination = ${dest}`).catch(() => undefined);
       // Housekeeping, still under the lock: plans of runs older than the last completed ones
       // (docs/destinations.md). A failure here loses nothing; the next sync prunes again.
@@ -310,8 +311,10 @@ async function holdInDoubt(writer: Session, d: Dialect, contract: Contract, opti
 /**
  * Runs left `running` were killed: marked `aborted`, with what they got done reconstructed, since
  * they never wrote their counts. Under the lock nothing else wrote this destination's state since,
- * so a planned add or change is acknowledged exactly when the snapshot holds its payload hash, and
- * a planned remove when the snapshot no longer holds its key; their rejections are their failures.
+ * so a planned add or change is acknowledged exactly when the snapshot holds its payload hash,
+ * written since the run started (a full re-send plans changes whose hash the snapshot already
+ * has), and a planned remove when the snapshot no longer holds its key; their rejections are their
+ * failures.
  */
 async function abortKilledRuns(writer: Session, d: Dialect, contract: Contract): Promise<void> {
   const db = contract.relation.database;
@@ -322,8 +325,9 @@ async function abortKilledRuns(writer: Session, d: Dialect, contract: Contract):
   const runs = killed.map((id) => d.literal(id)).join(', ');
   const counts = new Map(killed.map((id) => [id, { succeeded: zero(), failed: zero() }]));
   for (const row of await writer.query(`SELECT p.run_id, p.op,
-  SUM(CASE WHEN (p.op <> 'remove' AND s.payload_hash = p.payload_hash) OR (p.op = 'remove' AND s.primary_key IS NULL) THEN 1 ELSE 0 END) AS acked
-FROM ${rel('plans')} AS p LEFT JOIN ${rel('snapshots')} AS s ON s.destination = p.destination AND s.primary_key = p.primary_key
+  SUM(CASE WHEN (p.op <> 'remove' AND s.payload_hash = p.payload_hash AND s.synced_at >= r.started_at) OR (p.op = 'remove' AND s.primary_key IS NULL) THEN 1 ELSE 0 END) AS acked
+FROM ${rel('plans')} AS p JOIN ${rel('runs')} AS r ON r.run_id = p.run_id AND r.destination = p.destination
+LEFT JOIN ${rel('snapshots')} AS s ON s.destination = p.destination AND s.primary_key = p.primary_key
 WHERE p.destination = ${dest} AND p.send AND p.run_id IN (${runs}) GROUP BY p.run_id, p.op`)) {
     counts.get(String(row['run_id']))!.succeeded[String(row['op']) as Op] = Number(row['acked']);
   }
@@ -336,6 +340,14 @@ WHERE p.destination = ${dest} AND p.send AND p.run_id IN (${runs}) GROUP BY p.ru
   message = 'killed before it finished; succeeded and failed counts reconstructed from its plan, the snapshot and its rejections'
 WHERE run_id = ${d.literal(id)} AND destination = ${dest}`);
   }
+}
+
+/**
+ * A run that went through its whole plan. Only such a run records its mapping: after a failed or
+ * killed attempt at a full re-send, the next plan still sees the mapping as changed.
+ */
+function completed(status: SyncResult['status']): boolean {
+  return status === 'success' || status === 'partial';
 }
 
 /** Runs that planned nothing (a failed plan) never sent anything: they do not open the window. */

@@ -65,10 +65,17 @@ export class LockHeartbeat {
   lost: string | undefined;
   private readonly timer: NodeJS.Timeout;
   private beating: Promise<void> = Promise.resolve();
+  private pending = false;
 
   constructor(private readonly session: Session, private readonly d: Dialect, private readonly database: string | undefined, private readonly destination: string, private readonly holder: string, intervalMs: number = LOCK_HEARTBEAT_SECONDS * 1000) {
     this.timer = setInterval(() => {
-      this.beating = this.beat();
+      // One refresh at a time: a slow warehouse must not get two on one session (BigQuery refuses
+      // concurrent jobs in a session); a skipped tick is harmless, the timeout is minutes.
+      if (this.pending) return;
+      this.pending = true;
+      this.beating = this.beat().finally(() => {
+        this.pending = false;
+      });
     }, intervalMs);
     // A pending refresh never keeps the process alive on its own.
     this.timer.unref();

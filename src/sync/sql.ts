@@ -298,7 +298,7 @@ export function diffSql(d: Dialect, contract: Contract, inputs: DiffInputs, opti
 export function refreshFingerprintsSql(d: Dialect, contract: Contract, columnTypes: Readonly<Record<string, string>>): string {
   const version = fingerprintVersionSql(d, contract, columnTypes);
   return `UPDATE ${d.quoteRelation(stateRelation(contract.relation.database, 'snapshots'))} AS sn SET fingerprint = c.fingerprint, fingerprint_version = ${version}
-FROM (SELECT ${keyExpression(d, contract)} AS primary_key, ${payloadExpression(d, contract)} AS payload, ${fingerprintExpression(d, contract)} AS fingerprint FROM ${d.quoteRelation(contract.relation)} AS m) AS c
+FROM (SELECT ${keyExpression(d, contract)} AS primary_key, ${payloadOf(d, contract, sortedMapping(contract).map((f) => payloadFieldExpression(d, f, columnTypes)))} AS payload, ${fingerprintExpression(d, contract)} AS fingerprint FROM ${d.quoteRelation(contract.relation)} AS m) AS c
 WHERE sn.destination = ${d.literal(contract.name)} AND sn.primary_key = c.primary_key AND (sn.fingerprint_version IS NULL OR sn.fingerprint_version <> ${version}) AND sn.payload = c.payload`;
 }
 

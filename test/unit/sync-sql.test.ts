@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Destination, DestinationType, OutboundRecord, RecordResult } from '../../src/destinations/destination.js';
+import { DeliveryError } from '../../src/destinations/errors.js';
 import { DEFAULT_DELIVERY, type Contract } from '../../src/sync/contract.js';
 import { ensureState, idempotencyKey, syncDestination } from '../../src/sync/engine.js';
 import { planDestination } from '../../src/sync/plan.js';
@@ -320,6 +321,39 @@ describe('a run that cannot go on (DuckDB)', () => {
     expect(result.message).toMatch(/the destination failed a batch of 2: the fake failed the batch; .*; 5 planned record\(s\) not attempted: the next sync sends them/);
     fail.next = false;
     expect((await sync(contract)).succeeded).toEqual({ add: 7, change: 0, remove: 0 });
+  });
+
+  it('counts only the records of the sub-batch given up as failed, not the half acknowledged before it', async () => {
+    const { contract } = people({ batchSize: 2, delivery: { ...DEFAULT_DELIVERY, concurrency: 1, maxAttempts: 1 } });
+    await s.execute(`INSERT INTO main.people SELECT i, 'p' || i, 'u' || i || '@x', i FROM range(1, 3) t(i)`);
+    // The batch of 2 is rejected whole (400): split; key 1 is acknowledged alone, key 2 gets a 503 and is given up.
+    const connector = {
+      ...contract.connector,
+      open: async () => ({
+        capabilities: contract.connector.capabilities,
+        send: async (batch: readonly OutboundRecord[]): Promise<RecordResult[]> => {
+          if (batch.length > 1) throw new DeliveryError('answered 400', 'rejected', 400);
+          if (batch[0]!.key === '2') throw new DeliveryError('answered 503', 'server', 503);
+          return batch.map((r) => ({ key: r.key, ok: true as const }));
+        },
+        close: async () => undefined,
+      }),
+    } as DestinationType;
+    const result = await sync({ ...contract, connector });
+    expect(result).toMatchObject({ status: 'failed', planned: { add: 2 }, succeeded: { add: 1 }, failed: { add: 1 } });
+  });
+
+  it('plans the full re-send of a changed mapping again when the first attempt failed', async () => {
+    const { contract, fail } = people({ delivery: { ...DEFAULT_DELIVERY, concurrency: 1, maxAttempts: 1 } });
+    await s.execute(`INSERT INTO main.people SELECT i, 'p' || i, 'u' || i || '@x', i FROM range(1, 5) t(i)`);
+    expect((await sync(contract)).succeeded.add).toBe(4);
+    const remapped = { ...contract, mappingHash: 'm2' };
+    fail.next = true;
+    expect(await sync(remapped)).toMatchObject({ status: 'failed', planned: { change: 4 } });
+    fail.next = false;
+    expect((await planDestination(s, dialect(), remapped)).planned.change).toBe(4);
+    expect((await sync(remapped)).succeeded.change).toBe(4);
+    expect((await planDestination(s, dialect(), remapped)).planned.change).toBe(0);
   });
 
   it('stops sending when its lock was taken over (no heartbeat for too long), state intact', async () => {
