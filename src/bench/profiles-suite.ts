@@ -4,7 +4,7 @@ import path from 'node:path';
 import { main } from '../cli/main.js';
 import type { NodeResult } from '../run/result.js';
 import { DuckDbWarehouse } from '../warehouse/duckdb-warehouse.js';
-import { MemorySampler, type BenchResult, type Scale, type Suite } from './report.js';
+import { MemorySampler, timeMs, type BenchResult, type Scale, type Suite } from './report.js';
 
 /**
  * golden_record.yml at scale: 15 survivorship traits and 10 computed traits over N profiles and
@@ -108,13 +108,9 @@ async function withSession<T>(dir: string, fn: (session: Awaited<ReturnType<Duck
 
 /** The fastest of `n` runs of `query`, in ms. */
 async function fastestOf(n: number, query: () => Promise<unknown>): Promise<number> {
-  let best = Infinity;
-  for (let i = 0; i < n; i++) {
-    const started = performance.now();
-    await query();
-    best = Math.min(best, performance.now() - started);
-  }
-  return best;
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) times.push(await timeMs(query));
+  return Math.min(...times);
 }
 
 async function run(scale: Scale): Promise<BenchResult> {

@@ -56,6 +56,13 @@ export function timed<T>(fn: () => T): { ms: number; value: T } {
   return { ms: performance.now() - start, value };
 }
 
+/** Wall time of one async call, in ms. */
+export async function timeMs(fn: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await fn();
+  return performance.now() - started;
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

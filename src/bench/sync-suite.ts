@@ -11,7 +11,7 @@ import { preflight } from '../sync/plan.js';
 import { diffSql, fingerprintExpression, fingerprintVersionSql, payloadExpression, planCountsSql } from '../sync/sql.js';
 import { DuckDbWarehouse } from '../warehouse/duckdb-warehouse.js';
 import type { Session } from '../warehouse/warehouse.js';
-import { collectGarbage, MemorySampler, type BenchResult, type Figure, type Ratio, type Scale, type Suite } from './report.js';
+import { collectGarbage, MemorySampler, timeMs, type BenchResult, type Figure, type Ratio, type Scale, type Suite } from './report.js';
 
 /**
  * Reverse ETL (issue 5, "Performance"):
@@ -105,11 +105,6 @@ function benchContract(): Contract {
   } as unknown as Contract;
 }
 
-async function timeMs(fn: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
-}
 
 interface DiffFigures { figures: Figure[]; ratios: Ratio[]; notes: string[]; peakRss: number; peakHeap: number }
 

@@ -1,7 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordResult } from './destination.js';
-import { wireOp } from './wire-op.js';
+import { payloadText, wireOp } from './wire-op.js';
 
 /**
  * The file outbox (docs/connectors/file.md): one file per run and destination,
@@ -63,15 +63,6 @@ class FileOutbox implements Destination {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
-}
-
-/**
- * The payload as the warehouse wrote it (spliced, never parsed and re-serialised), so the line
- * holds exactly the text `payload_hash` was computed from: a BIGINT above 2^53 or a DECIMAL's
- * trailing zero survive, and a consumer can check the hash.
- */
-function payloadText(r: OutboundRecord): string {
-  return r.payloadJson ?? JSON.stringify(r.payload);
 }
 
 function jsonLine(r: OutboundRecord): string {

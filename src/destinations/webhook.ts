@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import type { Destination, DestinationContext, DestinationType, OptionProblem, OutboundRecord, RecordResult } from './destination.js';
 import { DeliveryError, parseRetryAfter } from './errors.js';
 import { postJson, resolveSecret, secretProblems, timeoutOf, timeoutProblems, unknownOptionProblems, urlProblems } from './http-connector.js';
-import { wireOp, type WireOp } from './wire-op.js';
+import { payloadText, wireOp, type WireOp } from './wire-op.js';
 
 /**
  * The webhook connector (docs/connectors/webhook.md): POSTs each batch as JSON `{records: [{op,
@@ -41,7 +41,7 @@ export function requestBody(batch: readonly OutboundRecord[]): string {
   let body = '{"records":[';
   for (let i = 0; i < batch.length; i++) {
     const r = batch[i]!;
-    body += `${i === 0 ? '' : ','}{"op":"${wireOp(r)}","key":${JSON.stringify(r.key)},"idempotency_key":${JSON.stringify(r.idempotencyKey)},"payload":${r.payloadJson ?? JSON.stringify(r.payload)}}`;
+    body += `${i === 0 ? '' : ','}{"op":"${wireOp(r)}","key":${JSON.stringify(r.key)},"idempotency_key":${JSON.stringify(r.idempotencyKey)},"payload":${payloadText(r)}}`;
   }
   return `${body}]}`;
 }
