@@ -19,6 +19,7 @@ import {
   pendingSql,
   planRowsSql,
   prunePlansSql,
+  inDoubtPredicate,
   quarantinedPredicate,
   refreshFingerprintsSql,
   snapshotInsertSql,
@@ -302,7 +303,7 @@ async function holdInDoubt(writer: Session, d: Dialect, contract: Contract, opti
   const inDoubt = d.quoteRelation(stateRelation(db, 'in_doubt'));
   if (options.resendInDoubt) await writer.execute(`DELETE FROM ${inDoubt} WHERE destination = ${dest}`);
   const plans = d.quoteRelation(stateRelation(db, 'plans'));
-  const held = `EXISTS (SELECT 1 FROM ${inDoubt} AS i WHERE i.destination = ${dest} AND i.primary_key = p.primary_key AND i.payload_hash = p.payload_hash)`;
+  const held = inDoubtPredicate(d, contract);
   const rows = await writer.query(`SELECT p.op, COUNT(*) AS n FROM ${plans} AS p WHERE p.run_id = ${d.literal(options.runId)} AND p.destination = ${dest} AND p.send AND ${held} GROUP BY p.op`);
   if (rows.length > 0) await writer.execute(`UPDATE ${plans} AS p SET send = FALSE, reason = 'in_doubt' WHERE p.run_id = ${d.literal(options.runId)} AND p.destination = ${dest} AND p.send AND ${held}`);
   return rows.map((row) => [String(row['op']) as Op, Number(row['n'])]);

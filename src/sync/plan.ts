@@ -2,7 +2,7 @@ import { CdpError, ExitCode } from '../errors.js';
 import type { Dialect } from '../warehouse/dialect.js';
 import type { RelationInfo, Session } from '../warehouse/warehouse.js';
 import type { Contract } from './contract.js';
-import { diffSql, duplicateExamplesSql, keyViolationsSql, planCountsSql, planSummarySql, quarantinedPredicate, staleFingerprintsSql, stateRelation, type DiffInputs } from './sql.js';
+import { diffSql, duplicateExamplesSql, keyViolationsSql, planCountsSql, planSummarySql, inDoubtPredicate, quarantinedPredicate, staleFingerprintsSql, stateRelation, type DiffInputs } from './sql.js';
 import { privacyRelation } from '../privacy/tables.js';
 import { DEFAULT_PRIVACY_KEY_ENV, loadPrivacyKey, requireKey, type PrivacyKey } from '../privacy/key.js';
 
@@ -161,11 +161,6 @@ export async function checkRemoveLimit(session: Session, d: Dialect, contract: C
     at: { file: contract.file, key: 'max_removes' },
     hint: `Check the model first (an empty or broken upstream table?). If the removals are intended, run \`cdp sync --select ${contract.name} --allow-mass-removes\` once, or raise \`max_removes\`.`,
   });
-}
-
-/** A plan row (alias `p`) whose key and payload are in doubt at its destination (cdp_sync.in_doubt). */
-export function inDoubtPredicate(d: Dialect, contract: Contract): string {
-  return `EXISTS (SELECT 1 FROM ${d.quoteRelation(stateRelation(contract.relation.database, 'in_doubt'))} AS i WHERE i.destination = ${d.literal(contract.name)} AND i.primary_key = p.primary_key AND i.payload_hash = p.payload_hash)`;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Contract } from './contract.js';
 import type { SyncResult } from './engine.js';
-import type { DestinationPlan, OpCounts } from './plan.js';
+import { WarehouseError } from '../errors.js';
+import { SyncPlanError, type DestinationPlan, type OpCounts } from './plan.js';
 
 /** Plan and sync output: text for the terminal, markdown for a pull-request comment. */
 
@@ -8,6 +9,16 @@ export interface PlanEntry {
   contract: Contract;
   plan?: DestinationPlan;
   error?: string;
+}
+
+/**
+ * The message of an error that fails one destination alone (its plan, or SQL the warehouse
+ * refused, which does not name the destination itself); undefined for any other error, which
+ * stops the command.
+ */
+export function destinationFailure(destination: string, error: unknown): string | undefined {
+  if (error instanceof WarehouseError) return `Destination \`${destination}\`: ${error.describe()}`;
+  return error instanceof SyncPlanError ? error.describe() : undefined;
 }
 
 function counts(c: OpCounts): string {

@@ -360,6 +360,11 @@ export function planRowsSql(d: Dialect, contract: Contract, runId: string): stri
 }
 
 /** Quarantined records (same op and payload as when quarantined) are not sent again: a predicate on plan row `p`. */
+/** A plan row (alias `p`) whose key and payload are in doubt at its destination (cdp_sync.in_doubt). */
+export function inDoubtPredicate(d: Dialect, contract: Contract): string {
+  return `EXISTS (SELECT 1 FROM ${d.quoteRelation(stateRelation(contract.relation.database, 'in_doubt'))} AS i WHERE i.destination = ${d.literal(contract.name)} AND i.primary_key = p.primary_key AND i.payload_hash = p.payload_hash)`;
+}
+
 export function quarantinedPredicate(d: Dialect, contract: Contract): string {
   const rejections = d.quoteRelation(stateRelation(contract.relation.database, 'rejections'));
   return `EXISTS (SELECT 1 FROM ${rejections} AS q WHERE q.destination = ${d.literal(contract.name)} AND q.primary_key = p.primary_key AND q.op = p.op AND q.payload_hash = p.payload_hash AND q.status = 'quarantined')`;

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { ConfigError, ExitCode, WarehouseError } from '../../errors.js';
+import { ConfigError, ExitCode } from '../../errors.js';
 import { redact } from '../../project/secrets.js';
-import { planDestination, SyncPlanError } from '../../sync/plan.js';
-import { planMarkdown, planText, type PlanEntry } from '../../sync/report.js';
+import { planDestination } from '../../sync/plan.js';
+import { destinationFailure, planMarkdown, planText, type PlanEntry } from '../../sync/report.js';
 import { prepareSync } from '../../sync/session.js';
 import { withWarehouseSession } from '../../warehouse/engines.js';
 import type { CommandContext } from '../context.js';
@@ -40,8 +40,9 @@ async function planCommand(flags: PlanFlags, ctx: CommandContext): Promise<ExitC
         entries.push({ contract, plan: await planDestination(session, prepared.dialect, contract, prepared.privacyKey) });
       } catch (error) {
         // One destination's failure (a bad plan, SQL the warehouse refuses) does not hide the others'.
-        if (!(error instanceof SyncPlanError) && !(error instanceof WarehouseError)) throw error;
-        entries.push({ contract, error: error instanceof WarehouseError ? `Destination \`${contract.name}\`: ${error.describe()}` : error.describe() });
+        const failure = destinationFailure(contract.name, error);
+        if (failure === undefined) throw error;
+        entries.push({ contract, error: failure });
       }
     }
   }, { existing: true });

@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
-import { BusyError, ConfigError, ExitCode, WarehouseError } from '../../errors.js';
+import { BusyError, ConfigError, ExitCode } from '../../errors.js';
 import { targetDatabase } from '../../project/target.js';
 import { prepareInvocation } from '../../run/invocation.js';
 import { redact } from '../../project/secrets.js';
 import { syncDestination, type SyncResult } from '../../sync/engine.js';
 import { DEFAULT_HISTORY_LIMIT, historyText, readHistory } from '../../sync/history.js';
-import { SyncPlanError } from '../../sync/plan.js';
-import { syncText } from '../../sync/report.js';
+import { destinationFailure, syncText } from '../../sync/report.js';
 import { prepareSync } from '../../sync/session.js';
 import { openWarehouse, withWarehouseSession } from '../../warehouse/engines.js';
 import type { CommandContext } from '../context.js';
@@ -104,9 +103,9 @@ async function syncCommand(flags: SyncFlags, ctx: CommandContext): Promise<ExitC
         } catch (error) {
           // A destination whose plan fails, whose lock is held, or whose SQL the warehouse refuses
           // (a mapped value that does not fit its type) stops alone, state intact; the others go on.
-          if (!(error instanceof SyncPlanError) && !(error instanceof BusyError) && !(error instanceof WarehouseError)) throw error;
-          const what = error instanceof WarehouseError ? `Destination \`${contract.name}\`: ${error.describe()}` : error.describe();
-          errors.push({ destination: contract.name, error: what, busy: error instanceof BusyError });
+          const failure = error instanceof BusyError ? error.describe() : destinationFailure(contract.name, error);
+          if (failure === undefined) throw error;
+          errors.push({ destination: contract.name, error: failure, busy: error instanceof BusyError });
         } finally {
           progress?.end();
         }
