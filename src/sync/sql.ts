@@ -76,9 +76,6 @@ export function fieldExpression(d: Dialect, field: MappedField): string {
   }
 }
 
-/** Floating-point column types as the engines name them (DuckDB, BigQuery, Snowflake). */
-const FLOAT_TYPE = /^(DOUBLE|FLOAT|REAL)/i;
-
 /**
  * A field's value as the payload carries it: NaN and ±Infinity become NULL for a `number` field
  * or an unmapped-type field over a floating-point column, since JSON cannot hold them (the JSON
@@ -86,7 +83,7 @@ const FLOAT_TYPE = /^(DOUBLE|FLOAT|REAL)/i;
  */
 function payloadFieldExpression(d: Dialect, field: MappedField, columnTypes: Readonly<Record<string, string>>): string {
   const expr = fieldExpression(d, field);
-  const floating = field.type === 'number' || (field.type === undefined && field.transforms.length === 0 && FLOAT_TYPE.test(columnTypes[field.column.toLowerCase()] ?? ''));
+  const floating = field.type === 'number' || (field.type === undefined && field.transforms.length === 0 && d.isFloatingPointType(columnTypes[field.column.toLowerCase()] ?? ''));
   return floating ? d.finiteOrNull(expr) : expr;
 }
 

@@ -95,6 +95,10 @@ export class BigQueryDialect extends Dialect {
     return `TO_HEX(SHA256(CONCAT(${privacyKeyPad('opad')}, SHA256(CONCAT(${privacyKeyPad('ipad')}, CAST(${expression} AS BYTES))))))`;
   }
 
+  isFloatingPointType(typeName: string): boolean {
+    return /^FLOAT64$/i.test(typeName);
+  }
+
   finiteOrNull(expression: string): string {
     return `IF(IS_NAN(${expression}) OR IS_INF(${expression}), NULL, ${expression})`;
   }

@@ -179,6 +179,9 @@ export abstract class Dialect {
   /** A floating-point expression, or NULL for NaN and ±Infinity (JSON has no such numbers). */
   abstract finiteOrNull(expression: string): string;
 
+  /** Whether a column type, as this engine's `describe` names it, is floating point (may hold NaN). */
+  abstract isFloatingPointType(typeName: string): boolean;
+
   /**
    * A BIGINT fingerprint of a tuple of typed values, in order (NULL, '' and 0 differ): cheap and
    * not cryptographic, for telling unchanged rows apart. Engines do not promise that it stays the

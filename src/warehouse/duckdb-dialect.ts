@@ -80,6 +80,10 @@ export class DuckDbDialect extends Dialect {
     return `regexp_replace(${expression}, ${this.stringLiteral(pattern)}, ${this.stringLiteral(replacement)}, 'g')`;
   }
 
+  isFloatingPointType(typeName: string): boolean {
+    return /^(DOUBLE|FLOAT|REAL|FLOAT4|FLOAT8)$/i.test(typeName);
+  }
+
   finiteOrNull(expression: string): string {
     return `CASE WHEN isfinite(${expression}) THEN ${expression} END`;
   }

@@ -101,6 +101,11 @@ export class SnowflakeDialect extends Dialect {
     return `LOWER(SHA2(CONCAT(${privacyKeyPad('opad')}, SHA2_BINARY(CONCAT(${privacyKeyPad('ipad')}, TO_BINARY(${expression}, 'UTF-8')), 256)), 256))`;
   }
 
+  /** FLOAT, FLOAT4, FLOAT8, DOUBLE, DOUBLE PRECISION and REAL are all Snowflake's one FLOAT. */
+  isFloatingPointType(typeName: string): boolean {
+    return /^(FLOAT[48]?|DOUBLE( PRECISION)?|REAL)$/i.test(typeName);
+  }
+
   /** Snowflake compares NaN equal to itself, so the special values can be listed. */
   finiteOrNull(expression: string): string {
     return `CASE WHEN ${expression} IN ('NaN'::FLOAT, 'inf'::FLOAT, '-inf'::FLOAT) THEN NULL ELSE ${expression} END`;

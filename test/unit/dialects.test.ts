@@ -240,6 +240,12 @@ sqlCase('finiteOrNull', (d) => d.finiteOrNull('x'), {
   snowflake: "CASE WHEN x IN ('NaN'::FLOAT, 'inf'::FLOAT, '-inf'::FLOAT) THEN NULL ELSE x END",
 });
 
+sqlCase('isFloatingPointType over the names describe gives', (d) => ['DOUBLE', 'FLOAT', 'FLOAT64', 'DECIMAL(18,3)', 'BIGINT', 'VARCHAR'].filter((t) => d.isFloatingPointType(t)), {
+  duckdb: ['DOUBLE', 'FLOAT'],
+  bigquery: ['FLOAT64'],
+  snowflake: ['DOUBLE', 'FLOAT'],
+});
+
 sqlCase('currentTimestamp', (d) => d.currentTimestamp(), {
   duckdb: "CAST(timezone('UTC', current_timestamp) AS TIMESTAMP)",
   bigquery: 'CURRENT_TIMESTAMP()',
