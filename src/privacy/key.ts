@@ -70,12 +70,13 @@ export function keyPads(key: string): { inner: string; outer: string } {
  */
 export async function loadPrivacyKey(session: Session, d: Dialect, database: string | undefined, key: PrivacyKey, purpose: string): Promise<void> {
   await checkPrivacyKey(session, d, database, key, purpose);
-  if (key.value === undefined) {
-    await session.execute(d.loadPrivacyKeySql(null, null));
-    return;
-  }
-  const pads = keyPads(key.value);
-  await session.execute(d.loadPrivacyKeySql(pads.inner, pads.outer));
+  await loadCheckedPrivacyKey(session, d, key);
+}
+
+/** Loads the key's pads into the session's TEMP table, for a key `checkPrivacyKey` already accepted in this invocation. */
+export async function loadCheckedPrivacyKey(session: Session, d: Dialect, key: PrivacyKey): Promise<void> {
+  const pads = key.value === undefined ? undefined : keyPads(key.value);
+  await session.execute(d.loadPrivacyKeySql(pads?.inner ?? null, pads?.outer ?? null));
 }
 
 /**

@@ -19,7 +19,7 @@ import { runDataTest } from './data-test.js';
 import type { EventLogger } from './events.js';
 import { executeGraph } from './executor.js';
 import { materialize } from './materialize.js';
-import { checkPrivacyKey, loadPrivacyKey, readPrivacyKey, type PrivacyKey } from '../privacy/key.js';
+import { checkPrivacyKey, loadCheckedPrivacyKey, readPrivacyKey, type PrivacyKey } from '../privacy/key.js';
 import type { NodeResult, TimingEntry } from './result.js';
 
 /** Flags shared by every command that reads a project (dbt's global flags). */
@@ -247,7 +247,8 @@ async function runOne(node: ManifestNode, session: Session, prepared: PreparedIn
     case 'model': {
       if (compiled.identity && node.uniqueId === `model.${compiled.projectName}.identity_edges`) {
         await checkEdgeSourceColumns(session, compiled.identity, (ref) => referencedRelation(prepared, ref));
-        await loadPrivacyKey(session, dialect, node.relation.database, prepared.privacyKey, 'building identity_edges');
+        // executeInvocation checked the key before any node ran; this session only needs its pads.
+        await loadCheckedPrivacyKey(session, dialect, prepared.privacyKey);
       }
       const identityEdges = compiled.identity ? compiled.dag.nodes.get(`model.${compiled.projectName}.identity_edges`) : undefined;
       const result = await materialize({
