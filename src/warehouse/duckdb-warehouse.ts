@@ -41,7 +41,8 @@ export class DuckDbWarehouse implements Warehouse {
     }
     if (target.path !== ':memory:') mkdirSync(path.dirname(target.path), { recursive: true });
     try {
-      const options: Record<string, string> = { ...target.settings };
+      // TimeZone is a session setting (session()); at instance creation it needs the ICU extension loaded first.
+      const options = Object.fromEntries(Object.entries(target.settings).filter(([key]) => !isTimeZone(key)));
       const instance = await DuckDBInstance.create(target.path, options);
       return new DuckDbWarehouse(instance, target);
     } catch (error) {
@@ -56,7 +57,15 @@ export class DuckDbWarehouse implements Warehouse {
    */
   async session(): Promise<Session> {
     const connection = await this.instance.connect();
-    if (!Object.keys(this.target.settings).some((k) => k.toLowerCase() === 'timezone')) await connection.run(`SET TimeZone = 'UTC'`);
+    const zone = Object.entries(this.target.settings).find(([key]) => isTimeZone(key))?.[1] ?? 'UTC';
+    try {
+      await connection.run(`SET TimeZone = ${this.dialect.stringLiteral(zone)}`);
+    } catch (error) {
+      connection.disconnectSync();
+      throw new WarehouseError('duckdb-timezone', `Target \`${this.target.name}\`: settings.TimeZone ${JSON.stringify(zone)} is not a time zone DuckDB knows: ${errorMessage(error)}`, {
+        hint: 'Use an IANA name such as UTC or Europe/Lisbon, or leave it out (cdp works in UTC).',
+      });
+    }
     this.connections.add(connection);
     return new DuckDbSession(connection, this.dialect, () => this.connections.delete(connection));
   }
@@ -195,6 +204,10 @@ function columnValues(vector: DuckDBVector, from: number, to: number): unknown[]
     }
   }
   return values;
+}
+
+function isTimeZone(setting: string): boolean {
+  return setting.toLowerCase() === 'timezone';
 }
 
 /** DuckDB says "Could not set lock on file ... Conflicting lock is held in <program> (PID n)". */

@@ -24,4 +24,15 @@ describe('DuckDB sessions', () => {
       await session.close();
     }
   });
+
+  it('take the TimeZone of profiles.yml settings instead, and name a bad one', async () => {
+    const tokyo = await DuckDbWarehouse.open({ type: 'duckdb', name: 'tokyo', schema: 'main', threads: 1, path: ':memory:', settings: { TimeZone: 'Asia/Tokyo' } });
+    const session = await tokyo.session();
+    expect(await session.query(`SELECT current_setting('TimeZone') AS tz`)).toEqual([{ tz: 'Asia/Tokyo' }]);
+    await session.close();
+    await tokyo.close();
+    const bad = await DuckDbWarehouse.open({ type: 'duckdb', name: 'bad', schema: 'main', threads: 1, path: ':memory:', settings: { TimeZone: 'Mars/Olympus' } });
+    await expect(bad.session()).rejects.toThrow(/Target `bad`: settings.TimeZone "Mars\/Olympus" is not a time zone DuckDB knows/);
+    await bad.close();
+  });
 });
