@@ -224,7 +224,10 @@ class CustomerMatch implements Destination {
       job: { type: 'CUSTOMER_MATCH_USER_LIST', customerMatchUserListMetadata: metadata },
     })) as { resourceName?: string };
     const job = created.resourceName;
-    if (typeof job !== 'string') throw new DeliveryError('offlineUserDataJobs:create answered without a resourceName', 'server');
+    // The name goes into a GAQL string literal (waitFor) and request paths: only the documented shape.
+    if (typeof job !== 'string' || !/^customers\/\d+\/offlineUserDataJobs\/\d+$/.test(job)) {
+      throw new DeliveryError(`offlineUserDataJobs:create answered without a job resourceName (got ${JSON.stringify(job)})`, 'server');
+    }
 
     const body = { enablePartialFailure: true, operations: operations.map(({ userIdentifiers }) => ({ [direction]: { userIdentifiers } })) };
     const added = (await this.post(`/${job}:addOperations`, body)) as { partialFailureError?: Status };
